@@ -1,0 +1,142 @@
+"""The per-video plan: which timeline frames serve which (clip, purpose, rate, sample).
+
+Pure logic: given the timeline, the clips and the specs, it decides every output row before
+anything is decoded, so the decoder can fetch each needed frame exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sparkframes.errors import SpanError
+from sparkframes.sampling.frame_choice import frames_in_span, nearest_frame, policy_frame
+from sparkframes.sampling.time_grid import build_grid, rate_for_min_frames
+from sparkframes.spans import (
+    ClampedSpan,
+    ClipSpan,
+    FixedStride,
+    clamp_span,
+    fixed_stride_spans,
+    validate_span,
+)
+from sparkframes.specs import ExtractionSpec, Policy
+from sparkframes.timeline import VideoTimeline
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """One output row waiting for its frame."""
+
+    clip: ClampedSpan
+    spec: ExtractionSpec
+    target_fps: Fraction | None
+    frame_index: int
+
+
+@dataclass
+class VideoPlan:
+    """All rows of one video, keyed by the timeline position of the frame they need."""
+
+    requests: dict[int, list[FrameRequest]] = field(default_factory=lambda: defaultdict(list))
+    clips: list[ClampedSpan] = field(default_factory=list)
+    errors: list[SpanError] = field(default_factory=list)
+
+    @property
+    def positions(self) -> list[int]:
+        return sorted(self.requests)
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(r) for r in self.requests.values())
+
+
+def resolve_clips(
+    video_end_s: Fraction,
+    clips: Sequence[ClipSpan] | None,
+    stride: FixedStride | None,
+) -> list[ClipSpan]:
+    """The clips to sample: explicit spans as given; otherwise fixed stride, or the whole video.
+
+    A ``ClipSpan`` with ``start_s == 0`` and ``end_s is None`` and no id stands for "no span" and
+    is replaced by fixed-stride clips when a stride is configured.
+    """
+    if not clips:
+        clips = [ClipSpan(Fraction(0), None)]
+    resolved: list[ClipSpan] = []
+    for clip in clips:
+        is_whole = clip.start_s == 0 and clip.end_s is None
+        if is_whole and stride is not None:
+            resolved.extend(
+                ClipSpan(s.start_s, s.end_s, _stride_id(clip.clip_id, i))
+                for i, s in enumerate(fixed_stride_spans(video_end_s, stride))
+            )
+        else:
+            resolved.append(clip)
+    return resolved
+
+
+def _stride_id(parent: str | None, index: int) -> str | None:
+    return None if parent is None else f"{parent}-{index:05d}"
+
+
+def plan_video(
+    video_path: str,
+    timeline: VideoTimeline,
+    clips: Sequence[ClipSpan],
+    specs: Sequence[ExtractionSpec],
+) -> VideoPlan:
+    """Choose the frame for every (clip, spec, rate, sample) of one video."""
+    plan = VideoPlan()
+    video_end = timeline.end_s
+    for requested in clips:
+        problem = validate_span(requested)
+        if problem:
+            plan.errors.append(SpanError(video_path, problem, clip_id=requested.clip_id))
+            continue
+        clip = clamp_span(requested, video_path, video_end)
+        span = (
+            frames_in_span(timeline.pts, timeline.to_pts(clip.start_s), timeline.to_pts(clip.end_s))
+            if clip.end_s > clip.start_s
+            else range(0)
+        )
+        if not span:
+            plan.errors.append(
+                SpanError(
+                    video_path,
+                    f"span [{float(clip.start_s):.6g}, {float(clip.end_s):.6g}) s holds no frame "
+                    f"(video is [0, {float(video_end):.6g}) s)",
+                    clip_id=clip.clip_id,
+                )
+            )
+            continue
+        plan.clips.append(clip)
+        for spec in specs:
+            _plan_clip(plan, timeline, clip, span, spec)
+    return plan
+
+
+def _plan_clip(
+    plan: VideoPlan,
+    timeline: VideoTimeline,
+    clip: ClampedSpan,
+    span: range,
+    spec: ExtractionSpec,
+) -> None:
+    if spec.policy is not Policy.SEQUENCE:
+        position = policy_frame(span, spec.policy)
+        plan.requests[position].append(FrameRequest(clip, spec, None, 0))
+        return
+    # min_frames may raise a rate; two rates raised to the same value are sampled once.
+    rates = list(
+        dict.fromkeys(rate_for_min_frames(clip.duration_s, r, spec.min_frames) for r in spec.rates)
+    )
+    grid = build_grid(clip.start_s, clip.end_s, rates)
+    chosen: dict[int, int] = {}  # grid point -> timeline position, shared by all rates
+    for rate in rates:
+        for k, j in enumerate(grid.grid_indices(rate)):
+            if j not in chosen:
+                chosen[j] = nearest_frame(timeline.pts, span, timeline.to_pts(grid.time(j)))
+            plan.requests[chosen[j]].append(FrameRequest(clip, spec, rate, k))

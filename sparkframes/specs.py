@@ -1,0 +1,86 @@
+"""What to extract: purposes, rates, policies, sizes. Pure data with validation.
+
+A purpose names an output partition and brings default rates (embeddings 2 fps, aesthetics 1 fps,
+scene: every frame); explicit rates override them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+
+from sparkframes.spans import to_fraction
+
+#: Default sampling rates per known purpose. ``scene`` has none: it takes every frame.
+PURPOSE_DEFAULT_FPS: dict[str, tuple[Fraction, ...]] = {
+    "embeddings": (Fraction(2),),
+    "aesthetics": (Fraction(1),),
+}
+
+#: Purposes become partition folder names, so they are restricted to a safe alphabet.
+_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+NATIVE: tuple[int, int] = (-1, -1)
+
+
+class Policy(StrEnum):
+    """How frames are chosen in a clip (see CONTRACT.md, "Time and frame choice")."""
+
+    SEQUENCE = "sequence"
+    FIRST = "first"
+    MIDDLE = "middle"
+    LAST = "last"
+
+
+def check_purpose(purpose: str) -> str:
+    """Return ``purpose`` if it is safe as a partition name, else raise ValueError."""
+    if not _PURPOSE_RE.match(purpose):
+        raise ValueError(
+            f"purpose {purpose!r} must match {_PURPOSE_RE.pattern} (it becomes a folder name)"
+        )
+    return purpose
+
+
+def check_target_res(target_res: tuple[int, int]) -> tuple[int, int]:
+    """``(h, w)`` with both > 0, or ``(-1, -1)`` for the native size."""
+    h, w = (int(v) for v in target_res)
+    if (h, w) != NATIVE and (h <= 0 or w <= 0):
+        raise ValueError(f"target size must be (h, w) > 0 or (-1, -1) for native, got {target_res}")
+    return (h, w)
+
+
+@dataclass(frozen=True)
+class ExtractionSpec:
+    """One purpose's request for every clip of a video.
+
+    ``target_fps`` empty means the purpose's default rates. ``min_frames`` raises the rate of a
+    ``sequence`` clip that would get fewer samples (exactly N at N / duration).
+    """
+
+    purpose: str
+    target_fps: tuple[Fraction, ...] = ()
+    policy: Policy = Policy.SEQUENCE
+    target_res: tuple[int, int] = NATIVE
+    min_frames: int = 0
+    rates: tuple[Fraction, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_purpose(self.purpose)
+        object.__setattr__(self, "policy", Policy(self.policy))
+        object.__setattr__(self, "target_res", check_target_res(self.target_res))
+        if self.min_frames < 0:
+            raise ValueError(f"min_frames must be >= 0, got {self.min_frames}")
+        explicit = tuple(to_fraction(r) for r in self.target_fps)
+        object.__setattr__(self, "target_fps", explicit)
+        rates = explicit or PURPOSE_DEFAULT_FPS.get(self.purpose, ())
+        if self.policy is Policy.SEQUENCE:
+            if not rates:
+                raise ValueError(
+                    f"purpose {self.purpose!r} has no default rate: give target_fps explicitly"
+                )
+            if any(r <= 0 for r in rates):
+                raise ValueError(f"rates must be > 0, got {[float(r) for r in rates]}")
+        # Keep the caller's order but drop repeats: a rate asked twice is sampled once.
+        object.__setattr__(self, "rates", tuple(dict.fromkeys(rates)))
