@@ -10,15 +10,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import av
 import numpy as np
 
 from sparkframes.decoding.pyav_decoder import DecodeStats, PyAVDecoder
 from sparkframes.decoding.resize import to_rgb
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS, open_video
 from sparkframes.errors import DecodeError, FrameExtractionError
-from sparkframes.planning import FrameRequest, plan_video, resolve_clips
+from sparkframes.planning import FrameRequest, VideoPlan, plan_video, resolve_clips
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.specs import ExtractionSpec
+from sparkframes.timeline import VideoTimeline
 
 #: Frames are handed out in batches of about this many bytes of pixels, so memory stays bounded
 #: whatever the video's length (and Spark's Arrow batches stay far below their 2 GB limit).
@@ -127,13 +129,13 @@ class ClipFrameExtraction:
 
 
 def _rows(
-    video_path: str, requests: list[FrameRequest], frame: object, pts_s: Fraction
+    video_path: str, requests: list[FrameRequest], frame: av.VideoFrame, pts_s: Fraction
 ) -> Iterator[ExtractedFrame]:
     images: dict[tuple[int, int], np.ndarray] = {}  # one conversion per distinct size
     for req in requests:
         size = req.spec.target_res
         if size not in images:
-            images[size] = to_rgb(frame, size)  # type: ignore[arg-type]
+            images[size] = to_rgb(frame, size)
         yield ExtractedFrame(
             video_path=video_path,
             clip_id=req.clip.clip_id,
@@ -148,7 +150,9 @@ def _rows(
         )
 
 
-def _decode_errors(video_path, decoder, plan, timeline) -> list[FrameExtractionError]:
+def _decode_errors(
+    video_path: str, decoder: PyAVDecoder, plan: VideoPlan, timeline: VideoTimeline
+) -> list[FrameExtractionError]:
     """One error per clip that lost frames, saying from which presentation time."""
     if not decoder.missing and not decoder.failures:
         return []

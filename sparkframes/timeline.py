@@ -41,7 +41,9 @@ class VideoTimeline:
         self.time_base = Fraction(time_base)
         self.packets = list(packets)
         order = sorted(
-            (p.pts, d) for d, p in enumerate(self.packets) if p.is_frame  # type: ignore[misc]
+            (p.pts, d)
+            for d, p in enumerate(self.packets)
+            if p.is_frame  # type: ignore[misc]
         )
         self.pts: list[int] = [pts for pts, _ in order]
         self.decode_pos: list[int] = [d for _, d in order]

@@ -74,9 +74,7 @@ def open_container(path: str) -> av.container.InputContainer:
         raise VideoOpenError(path, f"cannot open as a video container: {reason}") from exc
 
 
-def open_video(
-    path: str, *, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> VideoSource:
+def open_video(path: str, *, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoSource:
     """Open ``path``, pick its first video stream and index its packets.
 
     ``threads`` is the decoder thread count (frame and slice threads); Spark passes the task's

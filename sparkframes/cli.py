@@ -1,0 +1,93 @@
+"""``sparkframes`` command line: the same jobs as ``jobs/*.py`` under spark-submit.
+
+Flags and config-file keys are the same names (see CONTRACT.md and conf/). Command-line flags win
+over the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sparkframes.config import ClipFramesConfig, build_config, load_toml
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML file whose keys are these flags' names")
+    p.add_argument("--input", help="Parquet file or folder with a video_path column")
+    p.add_argument("--output", help="frames table folder (or URI)")
+    p.add_argument("--master", help="Spark master URL (default: local, or spark-submit's)")
+    p.add_argument("--mode", choices=["incremental", "overwrite"])
+    p.add_argument("--decoder-mode", choices=["ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto"])
+    p.add_argument("--decoder-threads", type=int, help="decoder threads (default: task cpus)")
+    p.add_argument("--max-pixels", type=int, help="reject streams larger than this (w*h)")
+    p.add_argument(
+        "--max-error-rate",
+        type=float,
+        help="fail (exit 3) when more than this fraction of videos fail",
+    )
+    p.add_argument("--partitions", type=int, help="number of Spark tasks (default: 2x cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparkframes", description="Spark-native video frame extraction for ML curation."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    clip = sub.add_parser("clip-frames", help="frames sampled from clips at given rates")
+    _common(clip)
+    clip.add_argument("--purpose", help="comma-separated purposes (default: embeddings)")
+    clip.add_argument("--target-fps", help="comma-separated rates, e.g. 1,2 (default: purpose's)")
+    clip.add_argument("--policy", choices=["sequence", "first", "middle", "last"])
+    clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (default)")
+    clip.add_argument("--min-frames", type=int, help="at least N frames per sequence clip")
+    clip.add_argument("--clip-len-s", help="fixed-stride clip length in seconds")
+    clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
+    clip.add_argument("--min-clip-len-s", help="drop stride clips shorter than this")
+    clip.add_argument("--limit-clips", type=int, help="at most N stride clips per video")
+    return parser
+
+
+_NOT_CONFIG = {"command", "config"}
+
+
+def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
+    """(command, validated config) from the command line and an optional TOML file."""
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    if args.config:
+        file_values = load_toml(args.config)
+        values.update(file_values.get(args.command, file_values))
+        values = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    for key, value in vars(args).items():
+        if key not in _NOT_CONFIG and value is not None:
+            values[key] = value
+    if args.command == "clip-frames":
+        return args.command, build_config(ClipFramesConfig, values)
+    raise SystemExit(f"unknown command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        command, config = parse_config(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"sparkframes: {exc}", file=sys.stderr)
+        return 2
+    from sparkframes.spark.inputs import InputSchemaError
+    from sparkframes.spark.job import exit_code, run_clip_frames
+    from sparkframes.spark.session import get_session
+
+    spark = get_session(config.master, f"sparkframes {command}")
+    try:
+        summary = run_clip_frames(spark, config)
+    except InputSchemaError as exc:
+        print(f"sparkframes: {exc}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    return exit_code(summary, config.max_error_rate)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The driver side of a run: input, incremental selection, distribution, commit, summary.
+
+read input -> stat videos -> skip up-to-date (video, purpose) units -> balance videos over
+partitions -> executors extract and stage files (tasks.py) -> commit (table/commit.py)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyarrow import fs as pafs
+from pyspark.sql import SparkSession
+
+from sparkframes.config import ClipFramesConfig
+from sparkframes.spans import ClipSpan, FixedStride
+from sparkframes.spark.inputs import InputVideo, read_input
+from sparkframes.spark.tasks import TaskSettings, VideoOutcome, VideoWork, partition_function
+from sparkframes.specs import ExtractionSpec
+from sparkframes.table.commit import (
+    AttemptResult,
+    TableState,
+    commit_run,
+    delete_orphans,
+    resolve,
+    staging_root,
+)
+
+
+@dataclass
+class RunSummary:
+    """What a run did; printed at the end and used for the exit code."""
+
+    run_id: str
+    videos_in_input: int = 0
+    videos_processed: int = 0
+    videos_skipped: int = 0
+    videos_failed: int = 0
+    clips: int = 0
+    frames_by_purpose: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    seconds: float = 0.0
+    frames_decoded: int = 0
+
+    @property
+    def frames(self) -> int:
+        return sum(self.frames_by_purpose.values())
+
+    @property
+    def error_rate(self) -> float:
+        return self.videos_failed / self.videos_processed if self.videos_processed else 0.0
+
+    def line(self) -> str:
+        per_purpose = ", ".join(f"{p}={n}" for p, n in sorted(self.frames_by_purpose.items()))
+        fps = self.frames / self.seconds if self.seconds else 0.0
+        return (
+            f"sparkframes run {self.run_id}: {self.videos_processed} videos processed, "
+            f"{self.videos_skipped} up to date, {self.videos_failed} failed; "
+            f"{self.clips} clips; frames {per_purpose or 'none'}; {self.errors} error rows; "
+            f"{self.seconds:.1f} s ({fps:.1f} frames/s)"
+        )
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def request_key(
+    spec: ExtractionSpec, clips: tuple[ClipSpan, ...] | None, stride: FixedStride | None
+) -> str:
+    """A fingerprint of what was asked of one (video, purpose): same key, same rows."""
+    doc = {
+        "rates": [str(r) for r in spec.rates],
+        "policy": spec.policy.value,
+        "target_res": list(spec.target_res),
+        "min_frames": spec.min_frames,
+        "clips": None
+        if clips is None
+        else [[c.clip_id, str(c.start_s), str(c.end_s)] for c in clips],
+        "stride": None
+        if stride is None or clips is not None
+        else [
+            str(stride.clip_len_s),
+            str(stride.stride_s),
+            str(stride.min_clip_len_s),
+            stride.limit_clips,
+        ],
+    }
+    return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stat_videos(paths: list[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) per path; (-1, -1) when it cannot be stat'ed (the task records why)."""
+    out: dict[str, tuple[int, int]] = {}
+    for path in paths:
+        try:
+            fs, resolved = resolve(path)
+            info = fs.get_file_info(resolved)
+            if info.type == pafs.FileType.File:
+                mtime = info.mtime_ns if info.mtime_ns is not None else -1
+                out[path] = (int(info.size or 0), int(mtime))
+                continue
+        except (OSError, ValueError):
+            pass
+        out[path] = (-1, -1)
+    return out
+
+
+def plan_work(
+    videos: list[InputVideo],
+    specs: list[ExtractionSpec],
+    stride: FixedStride | None,
+    state: TableState,
+) -> tuple[list[VideoWork], int]:
+    """Out-of-date videos with the purposes to redo, and how many videos were up to date."""
+    committed = state.unit_keys()
+    stats = stat_videos([v.video_path for v in videos])
+    works, skipped = [], 0
+    for video in videos:
+        size, mtime = stats[video.video_path]
+        keys: dict[str, str] = {}
+        for spec in specs:
+            key = request_key(spec, video.clips, stride)
+            old = committed.get((video.video_path, spec.purpose))
+            if old is None or (old.size, old.mtime_ns, old.request_key) != (size, mtime, key):
+                keys[spec.purpose] = key
+        if keys:
+            works.append(VideoWork(video.video_path, size, mtime, video.clips, keys))
+        else:
+            skipped += 1
+    return works, skipped
+
+
+def balance(works: list[VideoWork], partitions: int) -> list[list[VideoWork]]:
+    """Longest-first greedy assignment by file size, so long and short videos even out."""
+    bins: list[list[VideoWork]] = [[] for _ in range(max(1, min(partitions, len(works))))]
+    loads = [0] * len(bins)
+    for work in sorted(works, key=lambda w: w.size, reverse=True):
+        i = loads.index(min(loads))
+        bins[i].append(work)
+        loads[i] += max(work.size, 1)
+    return [b for b in bins if b]
+
+
+def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary:
+    """Extract clip frames for every out-of-date video of the input and commit them."""
+    started = time.perf_counter()
+    run_id = new_run_id()
+    summary = RunSummary(run_id)
+    fs, root = resolve(config.output)
+    overwrite = config.mode == "overwrite"
+    state = TableState([]) if overwrite else TableState.load(fs, root)
+    orphans = delete_orphans(fs, root, TableState.load(fs, root))
+
+    videos, _ = read_input(spark, config.input)
+    summary.videos_in_input = len(videos)
+    specs, stride = config.specs(), config.stride()
+    works, summary.videos_skipped = plan_work(videos, specs, stride, state)
+
+    attempts: list[AttemptResult] = []
+    if works:
+        settings = TaskSettings(
+            run_id=run_id,
+            staging_root=staging_root(root),
+            specs=tuple(specs),
+            stride=stride,
+            threads=config.decoder_threads,
+            max_pixels=config.max_pixels,
+        )
+        sc = spark.sparkContext
+        n = config.partitions or 2 * sc.defaultParallelism
+        chunks = balance(works, n)
+        rdd = sc.parallelize(chunks, len(chunks)).mapPartitions(partition_function(settings))
+        sc.setJobDescription(f"sparkframes clip-frames: {len(works)} videos")
+        for attempt, outcomes in rdd.collect():
+            attempts.append(attempt)
+            _add_outcomes(summary, outcomes)
+    if works or overwrite or orphans or not state.rows:
+        commit_run(fs, root, run_id, attempts, overwrite=overwrite, orphans_removed=len(orphans))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _add_outcomes(summary: RunSummary, outcomes: list[VideoOutcome]) -> None:
+    for o in outcomes:
+        summary.videos_processed += 1
+        summary.videos_failed += int(o.failed)
+        summary.clips += o.clips
+        summary.errors += o.errors
+        summary.frames_decoded += o.frames_decoded
+        for purpose, n in o.frames_by_purpose.items():
+            summary.frames_by_purpose[purpose] = summary.frames_by_purpose.get(purpose, 0) + n
+
+
+def exit_code(summary: RunSummary, max_error_rate: float) -> int:
+    """0 unless failed videos exceed ``max_error_rate`` of those processed (then 3)."""
+    if summary.videos_processed and summary.error_rate > max_error_rate:
+        print(
+            f"sparkframes: {summary.videos_failed}/{summary.videos_processed} videos failed "
+            f"({summary.error_rate:.0%}), above --max-error-rate {max_error_rate:.0%}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0

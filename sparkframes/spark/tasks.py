@@ -1,0 +1,166 @@
+"""What an executor task does with its partition of videos: extract, write to staging, report.
+
+Runs in the Python worker. It writes Parquet itself (pyarrow) to a folder unique to this task
+attempt and hands the driver only a small description of what it wrote, so no pixels cross
+Spark's Arrow bridge and the driver decides which attempt's files become the table.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sparkframes.errors import FrameExtractionError
+from sparkframes.extract import ExtractOptions, extract_clip_frames
+from sparkframes.spans import ClipSpan, FixedStride
+from sparkframes.specs import ExtractionSpec
+from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, resolve
+from sparkframes.table.schema import errors_to_batch, frames_to_batch
+from sparkframes.table.writer import StagingWriter
+
+#: Test hook: a task attempt 0 whose partition id is listed here fails after writing its files,
+#: so tests can check that retried attempts never add duplicate rows.
+FAIL_FIRST_ATTEMPT_ENV = "SPARKFRAMES_TEST_FAIL_FIRST_ATTEMPT"
+
+
+@dataclass(frozen=True)
+class VideoWork:
+    """One video and what to extract from it (only the purposes that are out of date)."""
+
+    video_path: str
+    size: int
+    mtime_ns: int
+    clips: tuple[ClipSpan, ...] | None
+    request_keys: dict[str, str]  # purpose -> request key
+
+    @property
+    def purposes(self) -> list[str]:
+        return list(self.request_keys)
+
+
+@dataclass
+class VideoOutcome:
+    """Per-video counts for the driver's run summary."""
+
+    video_path: str
+    clips: int = 0
+    frames_by_purpose: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    failed: bool = False  # the whole video failed (no clip produced frames)
+    seconds: float = 0.0
+    frames_decoded: int = 0
+    decoder: str = "ffmpeg_cpu"
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Everything a task needs besides its videos; pickled once per task."""
+
+    run_id: str
+    staging_root: str
+    specs: tuple[ExtractionSpec, ...]
+    stride: FixedStride | None
+    threads: int  # 0: the task's cpus
+    max_pixels: int
+
+
+def run_partition(
+    works: list[VideoWork], settings: TaskSettings, partition_id: int, attempt: int, attempt_id: int
+) -> tuple[AttemptResult, list[VideoOutcome]]:
+    """Extract every video of one partition into this attempt's staging folder."""
+    fs, staging_root = resolve(settings.staging_root)
+    attempt_dir = posixpath.join(
+        staging_root, settings.run_id, f"p{partition_id:05d}-a{attempt}-t{attempt_id}"
+    )
+    writer = StagingWriter(fs, attempt_dir, f"part-{settings.run_id}-{partition_id:05d}")
+    options = ExtractOptions(
+        threads=settings.threads or _task_cpus(), max_pixels=settings.max_pixels
+    )
+    result = AttemptResult(staging_dir=attempt_dir)
+    outcomes = []
+    for work in works:
+        outcomes.append(_run_video(work, settings, options, writer))
+        for purpose, request_key in work.request_keys.items():
+            key = UnitKey(work.size, work.mtime_ns, request_key)
+            result.units.append(UnitResult(work.video_path, purpose, key))
+    result.files = writer.close()
+    _maybe_fail_for_test(partition_id, attempt)
+    return result, outcomes
+
+
+def _run_video(
+    work: VideoWork, settings: TaskSettings, options: ExtractOptions, writer: StagingWriter
+) -> VideoOutcome:
+    outcome = VideoOutcome(work.video_path)
+    specs = [s for s in settings.specs if s.purpose in work.request_keys]
+    extraction = extract_clip_frames(
+        work.video_path, specs, work.clips, stride=settings.stride, options=options
+    )
+    errors: list[BaseException] = []
+    try:
+        for batch in extraction:
+            by_purpose = defaultdict(list)
+            for row in batch:
+                by_purpose[row.purpose].append(row)
+            for purpose, rows in by_purpose.items():
+                decoder = extraction.report.decoder
+                writer.write_frames(purpose, frames_to_batch(rows, decoder), work.video_path)
+                outcome.frames_by_purpose[purpose] = outcome.frames_by_purpose.get(
+                    purpose, 0
+                ) + len(rows)
+    except Exception as exc:  # a bug or resource error must cost one video, not the task
+        errors.append(_InternalError(work.video_path, exc))
+    report = extraction.report
+    errors = [*report.errors, *errors]
+    for purpose in work.purposes:
+        if errors:
+            batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
+            writer.write_errors(batch, work.video_path, purpose)
+    outcome.clips = report.clips
+    outcome.errors = len(errors)
+    outcome.failed = bool(errors) and not outcome.frames_by_purpose
+    outcome.seconds = report.seconds
+    outcome.frames_decoded = report.decode.frames_decoded
+    outcome.decoder = report.decoder
+    return outcome
+
+
+class _InternalError(FrameExtractionError):
+    stage = "internal"
+
+    def __init__(self, video_path: str, exc: BaseException) -> None:
+        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+        super().__init__(video_path, f"{type(exc).__name__}: {exc}{at}")
+
+
+def _task_cpus() -> int:
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    return max(1, ctx.cpus()) if ctx is not None else 1
+
+
+def _maybe_fail_for_test(partition_id: int, attempt: int) -> None:
+    listed = os.environ.get(FAIL_FIRST_ATTEMPT_ENV, "")
+    if attempt == 0 and str(partition_id) in listed.split(","):
+        raise RuntimeError(f"test hook: failing attempt 0 of partition {partition_id}")
+
+
+def partition_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
+    """The function ``mapPartitions`` runs: one element per partition, a list of works."""
+
+    def run(items: Iterator[list[VideoWork]]) -> Iterator[tuple[AttemptResult, list]]:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        works = [w for chunk in items for w in chunk]
+        yield run_partition(
+            works, settings, ctx.partitionId(), ctx.attemptNumber(), ctx.taskAttemptId()
+        )
+
+    return run
