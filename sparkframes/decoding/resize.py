@@ -18,33 +18,35 @@ from sparkframes.specs import NATIVE
 INTERPOLATION = Interpolation.BICUBIC
 
 
-def display_rotation(frame: av.VideoFrame) -> int:
-    """Clockwise rotation in degrees (0, 90, 180, 270) a player applies to show ``frame``.
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns (0-3) a player applies to show ``frame``.
 
-    PyAV's ``frame.rotation`` is FFmpeg's display-matrix angle, counter-clockwise; players rotate
-    by its opposite. Angles that are not a multiple of 90 are rounded to the nearest one.
+    PyAV's ``frame.rotation`` is FFmpeg's display-matrix angle in degrees, counter-clockwise
+    (FFmpeg's autorotate shows ``np.rot90(decoded, k=rotation // 90)``). Angles that are not a
+    multiple of 90 are rounded to the nearest one.
     """
-    return (-round(frame.rotation / 90) * 90) % 360
+    return round(frame.rotation / 90) % 4
 
 
 def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
     """``(height, width)`` of the frame as shown, after rotation."""
-    if display_rotation(frame) in (90, 270):
+    if quarter_turns(frame) % 2:
         return frame.width, frame.height
     return frame.height, frame.width
 
 
 def to_rgb(frame: av.VideoFrame, target_res: tuple[int, int] = NATIVE) -> np.ndarray:
     """``frame`` as an ``(H, W, 3)`` uint8 RGB array at ``target_res`` (or native), rotated."""
-    rotation = display_rotation(frame)
+    turns = quarter_turns(frame)
     if tuple(target_res) == NATIVE:
         height, width = frame.height, frame.width
-    elif rotation in (90, 270):  # scale in source orientation to the rotated target
+    elif turns % 2:  # scale in the coded orientation to the size the rotated target needs
         width, height = target_res
     else:
         height, width = target_res
-    rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=INTERPOLATION)
-    if rotation:
-        # np.rot90 turns counter-clockwise for positive k; a clockwise turn is k = -rotation/90.
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=-rotation // 90))
+    rgb = frame.to_ndarray(
+        format="rgb24", width=width, height=height, interpolation=INTERPOLATION
+    )
+    if turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
