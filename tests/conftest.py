@@ -1,0 +1,44 @@
+"""Shared fixtures: the catalog of real encoded test videos and their oracle decodes."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.videos import CATALOG, OracleVideo, VideoSpec, build_catalog, make_video, oracle_decode
+
+#: A longer H.264 video with a long GOP and B-frames: clips far apart must be reached by seeking.
+LONG_GOP = VideoSpec(
+    "long_gop_mp4", "libx264", "mp4", 96, 64, 400, fps=Fraction(25), gop=100, bframes=3
+)
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def catalog(video_dir: Path) -> dict[str, Path]:
+    """Every catalog video, encoded once per test session."""
+    return build_catalog(video_dir)
+
+
+@pytest.fixture(scope="session")
+def long_gop_video(video_dir: Path) -> Path:
+    return make_video(video_dir / LONG_GOP.filename(), LONG_GOP)
+
+
+_ORACLES: dict[Path, OracleVideo] = {}
+
+
+def oracle_for(path: Path) -> OracleVideo:
+    """The sequential-decode oracle of ``path``, computed once per session."""
+    if path not in _ORACLES:
+        _ORACLES[path] = oracle_decode(path)
+    return _ORACLES[path]
+
+
+VIDEO_NAMES = sorted(CATALOG)
