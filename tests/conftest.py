@@ -42,3 +42,26 @@ def oracle_for(path: Path) -> OracleVideo:
 
 
 VIDEO_NAMES = sorted(CATALOG)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the tests that need Spark (up to 4 attempts per task).
+
+    Memory-heavy or session-killing cases must not use it: an OOM in local mode kills the
+    SparkContext for everyone. Cluster behaviour is tested with a real standalone cluster.
+    """
+    import os
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from sparkframes.spark.session import get_session
+
+    session = get_session(
+        "local[2,4]",
+        "sparkframes-tests",
+        {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "2"},
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

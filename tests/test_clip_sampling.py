@@ -49,8 +49,11 @@ def expected(oracle_frames):
 def test_every_rate_set_matches_the_oracle(catalog, name):
     path = catalog[name]
     oracle = oracle_for(path)
-    spans = [ClipSpan(F(0), None, "whole"), ClipSpan(F(3, 10), F(11, 10), "inside"),
-             ClipSpan(F(1), BIG, "past_end")]
+    spans = [
+        ClipSpan(F(0), None, "whole"),
+        ClipSpan(F(3, 10), F(11, 10), "inside"),
+        ClipSpan(F(1), BIG, "past_end"),
+    ]
     for rates in RATE_SETS:
         spec = ExtractionSpec("embeddings", target_fps=rates)
         rows, report = extract(path, [spec], spans)
@@ -92,8 +95,11 @@ def test_one_frame_policies(catalog, name, policy):
 
 def test_purpose_defaults_and_explicit_override(catalog):
     path = catalog["h264_mp4"]
-    specs = [ExtractionSpec("embeddings"), ExtractionSpec("aesthetics"),
-             ExtractionSpec("aesthetics_fast", target_fps=(F(4),))]
+    specs = [
+        ExtractionSpec("embeddings"),
+        ExtractionSpec("aesthetics"),
+        ExtractionSpec("aesthetics_fast", target_fps=(F(4),)),
+    ]
     assert specs[0].rates == (F(2),) and specs[1].rates == (F(1),)
     rows, _ = extract(path, specs)
     rates = {(r.purpose, r.target_fps) for r in rows}
@@ -139,8 +145,9 @@ def test_fixed_stride_clips_against_the_oracle(catalog):
             oracle_select(oracle, s, e, F(2))
         )
     assert report.clips == len(want_spans)
-    limited, _ = extract(path, [ExtractionSpec("embeddings")],
-                         stride=FixedStride(F(1), F(3, 4), limit_clips=2))
+    limited, _ = extract(
+        path, [ExtractionSpec("embeddings")], stride=FixedStride(F(1), F(3, 4), limit_clips=2)
+    )
     assert len({r.clip_id for r in limited}) == 2
 
 
@@ -154,8 +161,10 @@ def test_target_sizes_and_rotation(catalog, name, size):
     want = expected(oracle_select(oracle, 0, BIG, F(2)))
     for row in rows:
         assert row.image.shape == (*size, 3) and row.image.dtype == np.uint8
-    got = [(r.pts_s, read_frame_number(r.image, oracle.rotation)) for r in
-           sorted(rows, key=lambda r: r.frame_index)]
+    got = [
+        (r.pts_s, read_frame_number(r.image, oracle.rotation))
+        for r in sorted(rows, key=lambda r: r.frame_index)
+    ]
     assert got == want
 
 
@@ -182,8 +191,10 @@ def test_skipping_and_seeking_change_nothing_but_the_work(long_gop_video: Path):
     ]
     for clip in clips:
         for rate in (F(1), F(2)):
-            got = sorted((r for r in fast if r.clip_id == clip.clip_id and r.target_fps == rate),
-                         key=lambda r: r.frame_index)
+            got = sorted(
+                (r for r in fast if r.clip_id == clip.clip_id and r.target_fps == rate),
+                key=lambda r: r.frame_index,
+            )
             want = expected(oracle_select(oracle, clip.start_s, clip.end_s, rate))
             assert [(r.pts_s, read_frame_number(r.image)) for r in got] == want
     # Far-apart clips are reached by seeking, and unneeded B-frames are not decoded at all.
@@ -194,8 +205,9 @@ def test_skipping_and_seeking_change_nothing_but_the_work(long_gop_video: Path):
 
 def test_batches_are_bounded(catalog):
     options = ExtractOptions(threads=1, batch_bytes=3 * 96 * 128 * 3)
-    ex = extract_clip_frames(str(catalog["h264_mp4"]),
-                             [ExtractionSpec("e", target_fps=(F(25),))], options=options)
+    ex = extract_clip_frames(
+        str(catalog["h264_mp4"]), [ExtractionSpec("e", target_fps=(F(25),))], options=options
+    )
     batches = list(ex)
     assert len(batches) > 5
     assert all(sum(r.image.nbytes for r in b) <= options.batch_bytes for b in batches)
@@ -204,8 +216,11 @@ def test_batches_are_bounded(catalog):
 
 def test_bad_clips_cost_only_themselves(catalog):
     path = catalog["h264_mp4"]
-    clips = [ClipSpan(F(50), F(60), "after_end"), ClipSpan(F(2), F(1), "inverted"),
-             ClipSpan(F(0), F(1), "good")]
+    clips = [
+        ClipSpan(F(50), F(60), "after_end"),
+        ClipSpan(F(2), F(1), "inverted"),
+        ClipSpan(F(0), F(1), "good"),
+    ]
     rows, report = extract(path, [ExtractionSpec("embeddings")], clips)
     assert {r.clip_id for r in rows} == {"good"}
     errors = {e.clip_id: e for e in report.errors}
@@ -219,8 +234,12 @@ def test_unopenable_files_are_typed_errors(tmp_path):
     text.write_text("not a video at all\n" * 10)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    for path, cause in [(tmp_path / "missing.mp4", "no such file"), (text, "cannot open"),
-                        (empty, "empty"), (tmp_path, "directory")]:
+    for path, cause in [
+        (tmp_path / "missing.mp4", "no such file"),
+        (text, "cannot open"),
+        (empty, "empty"),
+        (tmp_path, "directory"),
+    ]:
         rows, report = extract(path, [ExtractionSpec("embeddings")])
         assert rows == []
         (error,) = report.errors

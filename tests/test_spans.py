@@ -20,7 +20,9 @@ def test_fixed_stride_cuts_while_start_is_before_the_end():
 def test_fixed_stride_overlapping_and_min_length_and_limit():
     assert spans(10, clip_len_s=F(4), stride_s=F(3)) == [(0, 4), (3, 7), (6, 10), (9, 10)]
     assert spans(10, clip_len_s=F(4), stride_s=F(3), min_clip_len_s=F(2)) == [
-        (0, 4), (3, 7), (6, 10)
+        (0, 4),
+        (3, 7),
+        (6, 10),
     ]
     assert spans(10, clip_len_s=F(4), stride_s=F(3), limit_clips=2) == [(0, 4), (3, 7)]
 

@@ -44,9 +44,7 @@ def to_rgb(frame: av.VideoFrame, target_res: tuple[int, int] = NATIVE) -> np.nda
         width, height = target_res
     else:
         height, width = target_res
-    rgb = frame.to_ndarray(
-        format="rgb24", width=width, height=height, interpolation=INTERPOLATION
-    )
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=INTERPOLATION)
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb

@@ -6,8 +6,10 @@ partitions -> executors extract and stage files (tasks.py) -> commit (table/comm
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import posixpath
 import sys
 import time
 import uuid
@@ -20,7 +22,13 @@ from pyspark.sql import SparkSession
 from sparkframes.config import ClipFramesConfig
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.inputs import InputVideo, read_input
-from sparkframes.spark.tasks import TaskSettings, VideoOutcome, VideoWork, partition_function
+from sparkframes.spark.tasks import (
+    FAIL_FIRST_ATTEMPT_CONF,
+    TaskSettings,
+    VideoOutcome,
+    VideoWork,
+    partition_function,
+)
 from sparkframes.specs import ExtractionSpec
 from sparkframes.table.commit import (
     AttemptResult,
@@ -171,13 +179,19 @@ def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary
             stride=stride,
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
+            fail_first_attempt=_int_list(spark.conf.get(FAIL_FIRST_ATTEMPT_CONF, "")),
         )
         sc = spark.sparkContext
         n = config.partitions or 2 * sc.defaultParallelism
         chunks = balance(works, n)
         rdd = sc.parallelize(chunks, len(chunks)).mapPartitions(partition_function(settings))
         sc.setJobDescription(f"sparkframes clip-frames: {len(works)} videos")
-        for attempt, outcomes in rdd.collect():
+        try:
+            results = rdd.collect()
+        except BaseException:
+            _discard_staging(fs, root, run_id)  # the table stays as it was
+            raise
+        for attempt, outcomes in results:
             attempts.append(attempt)
             _add_outcomes(summary, outcomes)
     if works or overwrite or orphans or not state.rows:
@@ -207,3 +221,12 @@ def exit_code(summary: RunSummary, max_error_rate: float) -> int:
         )
         return 3
     return 0
+
+
+def _int_list(text: str | None) -> tuple[int, ...]:
+    return tuple(int(t) for t in (text or "").split(",") if t.strip())
+
+
+def _discard_staging(fs: pafs.FileSystem, root: str, run_id: str) -> None:
+    with contextlib.suppress(OSError):
+        fs.delete_dir(posixpath.join(staging_root(root), run_id))

@@ -7,7 +7,6 @@ Spark's Arrow bridge and the driver decides which attempt's files become the tab
 
 from __future__ import annotations
 
-import os
 import posixpath
 import traceback
 from collections import defaultdict
@@ -22,9 +21,9 @@ from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, resolve
 from sparkframes.table.schema import errors_to_batch, frames_to_batch
 from sparkframes.table.writer import StagingWriter
 
-#: Test hook: a task attempt 0 whose partition id is listed here fails after writing its files,
-#: so tests can check that retried attempts never add duplicate rows.
-FAIL_FIRST_ATTEMPT_ENV = "SPARKFRAMES_TEST_FAIL_FIRST_ATTEMPT"
+#: Test hook (a Spark conf): attempt 0 of the listed partitions fails after writing its files, so
+#: tests can check that a retried attempt never adds duplicate rows. Comma-separated ids.
+FAIL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.failFirstAttempt"
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,7 @@ class TaskSettings:
     stride: FixedStride | None
     threads: int  # 0: the task's cpus
     max_pixels: int
+    fail_first_attempt: tuple[int, ...] = ()  # test hook, see FAIL_FIRST_ATTEMPT_CONF
 
 
 def run_partition(
@@ -88,7 +88,8 @@ def run_partition(
             key = UnitKey(work.size, work.mtime_ns, request_key)
             result.units.append(UnitResult(work.video_path, purpose, key))
     result.files = writer.close()
-    _maybe_fail_for_test(partition_id, attempt)
+    if attempt == 0 and partition_id in settings.fail_first_attempt:
+        raise RuntimeError(f"test hook: failing attempt 0 of partition {partition_id}")
     return result, outcomes
 
 
@@ -143,12 +144,6 @@ def _task_cpus() -> int:
 
     ctx = TaskContext.get()
     return max(1, ctx.cpus()) if ctx is not None else 1
-
-
-def _maybe_fail_for_test(partition_id: int, attempt: int) -> None:
-    listed = os.environ.get(FAIL_FIRST_ATTEMPT_ENV, "")
-    if attempt == 0 and str(partition_id) in listed.split(","):
-        raise RuntimeError(f"test hook: failing attempt 0 of partition {partition_id}")
 
 
 def partition_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:

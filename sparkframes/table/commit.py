@@ -206,6 +206,7 @@ def commit_run(
         _delete_quietly(fs, posixpath.join(root, rel))
     fs.delete_dir_contents(stage_dir, missing_dir_ok=True)
     _delete_quietly(fs, stage_dir, directory=True)
+    _delete_if_empty(fs, staging_root(root))  # other runs may be staging there right now
     with fs.open_output_stream(posixpath.join(root, SUCCESS_PATH)) as f:
         f.write(run_id.encode())
     return CommitSummary(len(moves), len(removed), len(rewritten), orphans_removed)
@@ -282,3 +283,9 @@ def _delete_quietly(fs: pafs.FileSystem, path: str, *, directory: bool = False) 
             fs.delete_file(path)
     except (FileNotFoundError, OSError):
         pass
+
+
+def _delete_if_empty(fs: pafs.FileSystem, folder: str) -> None:
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    if not fs.get_file_info(selector):
+        _delete_quietly(fs, folder, directory=True)

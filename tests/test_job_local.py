@@ -1,0 +1,212 @@
+"""The clip-frames job on a real local SparkSession: rows, errors, readers, commit, increments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from fractions import Fraction as F
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sparkframes.config import ClipFramesConfig, build_config
+from sparkframes.spark.inputs import InputSchemaError
+from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.tasks import FAIL_FIRST_ATTEMPT_CONF
+from sparkframes.table.commit import MANIFEST_PATH, staging_root
+from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames, read_table
+from tests.conftest import oracle_for
+from tests.videos import oracle_select, read_frame_number
+
+VIDEOS = ["h264_mp4", "vfr_mkv", "hevc_mp4"]
+
+
+def write_input(path: Path, rows: list[dict]) -> str:
+    schema = pa.schema(
+        [
+            ("video_path", pa.string()),
+            ("clip_id", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return str(path)
+
+
+def run(spark, input_path, output, **flags) -> object:
+    config = build_config(ClipFramesConfig, {"input": input_path, "output": str(output), **flags})
+    return run_clip_frames(spark, config)
+
+
+def table_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
+
+
+@pytest.fixture()
+def inputs(tmp_path, catalog):
+    rows = [{"video_path": str(catalog[n])} for n in VIDEOS]
+    rows.append(
+        {"video_path": str(catalog["ntsc_mp4"]), "clip_id": "n1", "start_s": 0.5, "end_s": 1.5}
+    )
+    rows.append(
+        {"video_path": str(catalog["ntsc_mp4"]), "clip_id": "n2", "start_s": 2.0, "end_s": None}
+    )
+    rows.append({"video_path": str(tmp_path / "missing.mp4")})
+    return write_input(tmp_path / "in.parquet", rows)
+
+
+def test_job_writes_oracle_exact_frames_and_errors(spark, tmp_path, catalog, inputs):
+    out = tmp_path / "out"
+    summary = run(spark, inputs, out, purpose="embeddings,aesthetics", target_res="48x64")
+    assert summary.videos_processed == 5 and summary.videos_failed == 1
+    table = read_frames(str(out), purpose="embeddings")
+    assert table.schema.field("frame").type == pa.fixed_shape_tensor(pa.uint8(), [48, 64, 3])
+    frames = frames_to_numpy(table)
+    assert frames.shape == (table.num_rows, 48, 64, 3)
+    rows = table.drop_columns(["frame"]).to_pylist()
+    for name in VIDEOS:
+        oracle = oracle_for(catalog[name])
+        want = [(float(f.pts_s), f.number) for f in oracle_select(oracle, 0, 10**6, F(2))]
+        got = sorted(
+            (r["frame_index"], r["pts_s"], read_frame_number(frames[i]))
+            for i, r in enumerate(rows)
+            if r["video_path"] == str(catalog[name])
+        )
+        assert [(p, n) for _, p, n in got] == want
+    ntsc = {r["clip_id"] for r in rows if r["video_path"] == str(catalog["ntsc_mp4"])}
+    assert ntsc == {"n1", "n2"}
+    assert (
+        read_frames(str(out), purpose="aesthetics").num_rows
+        == summary.frames_by_purpose["aesthetics"]
+    )
+    errors = read_errors(str(out)).to_pylist()
+    assert {(e["video_path"], e["purpose"], e["error_class"]) for e in errors} == {
+        (str(tmp_path / "missing.mp4"), p, "VideoOpenError") for p in ("embeddings", "aesthetics")
+    }
+    assert "no such file" in errors[0]["message"]
+    assert not Path(staging_root(str(out))).exists()
+
+
+def test_all_four_engines_read_the_table(spark, tmp_path, inputs):
+    out = tmp_path / "out"
+    run(spark, inputs, out, purpose="embeddings,aesthetics", target_res="32x32")
+    n = read_table(str(out)).num_rows
+    glob = f"{out}/purpose=*/*.parquet"
+    con = duckdb.connect()
+    by_duckdb = con.sql(
+        f"SELECT purpose, count(*), min(octet_length(frame)) FROM read_parquet('{glob}', "
+        "hive_partitioning = true) GROUP BY purpose ORDER BY purpose"
+    ).fetchall()
+    assert sum(c for _, c, _ in by_duckdb) == n and {b for *_, b in by_duckdb} == {32 * 32 * 3}
+    by_polars = pl.scan_parquet(glob, hive_partitioning=True).select(pl.len()).collect().item()
+    assert by_polars == n
+    df = spark.read.parquet(str(out))
+    assert df.count() == n  # _errors and _sparkframes are hidden from Spark
+    assert set(df.columns) >= {"frame", "purpose", "pts_s", "height", "width"}
+    one = df.where("purpose = 'embeddings'").select("frame", "height", "width").first()
+    img = np.frombuffer(one["frame"], np.uint8).reshape(one["height"], one["width"], 3)
+    read_frame_number(img)  # real pixels survived the trip through Spark
+    errors = spark.read.parquet(str(out / "_errors"))
+    assert errors.count() == 2
+
+
+def test_rerun_is_idempotent_and_incremental(spark, tmp_path, catalog, inputs):
+    out = tmp_path / "out"
+    first = run(spark, inputs, out)
+    files = table_files(out)
+    manifest = pq.read_table(out / MANIFEST_PATH)
+    again = run(spark, inputs, out)
+    assert again.videos_processed == 0 and again.videos_skipped == first.videos_processed
+    assert table_files(out) == files
+    assert pq.read_table(out / MANIFEST_PATH).equals(manifest)
+    before = read_table(str(out)).drop_columns(["frame"]).sort_by("pts_s").to_pylist()
+
+    # A new video adds only its rows.
+    extra = tmp_path / "extra.mp4"
+    shutil.copy(catalog["offset_mp4"], extra)
+    rows = [*pq.read_table(inputs).to_pylist(), {"video_path": str(extra)}]
+    inputs2 = write_input(tmp_path / "in2.parquet", rows)
+    third = run(spark, inputs2, out)
+    assert third.videos_processed == 1
+    table = read_table(str(out))
+    assert table.num_rows == len(before) + third.frames
+
+    # A video changed in place is replaced, with no stale or duplicate rows.
+    shutil.copy(catalog["three_frames_mp4"], extra)
+    os.utime(extra, ns=(os.stat(extra).st_atime_ns, os.stat(extra).st_mtime_ns + 10**9))
+    fourth = run(spark, inputs2, out)
+    assert fourth.videos_processed == 1
+    rows = read_table(str(out)).drop_columns(["frame"]).to_pylist()
+    mine = [r for r in rows if r["video_path"] == str(extra)]
+    assert len(mine) == fourth.frames == 1  # three frames at 25 fps: one sample at 2 fps
+    keys = [(r["video_path"], r["clip_id"], r["target_fps"], r["frame_index"]) for r in rows]
+    assert len(keys) == len(set(keys))
+
+    # Overwrite mode replaces everything.
+    fifth = run(spark, inputs, out, mode="overwrite")
+    assert fifth.videos_processed == first.videos_processed
+    assert read_table(str(out)).num_rows == len(before)
+
+
+def test_new_purpose_is_added_without_redoing_others(spark, tmp_path, inputs):
+    out = tmp_path / "out"
+    run(spark, inputs, out, purpose="embeddings")
+    emb = read_table(str(out), purpose="embeddings").drop_columns(["frame"])
+    second = run(spark, inputs, out, purpose="embeddings,aesthetics")
+    assert second.frames_by_purpose.keys() == {"aesthetics"}
+    assert read_table(str(out), purpose="embeddings").drop_columns(["frame"]).equals(emb)
+
+
+def test_failed_attempts_leave_no_duplicates(spark, tmp_path, inputs):
+    clean, retried = tmp_path / "clean", tmp_path / "retried"
+    run(spark, inputs, clean, partitions=3)
+    spark.conf.set(FAIL_FIRST_ATTEMPT_CONF, "0,1,2")
+    try:
+        run(spark, inputs, retried, partitions=3)
+    finally:
+        spark.conf.unset(FAIL_FIRST_ATTEMPT_CONF)
+    cols = ["video_path", "clip_id", "target_fps", "frame_index", "pts_s"]
+    a = read_table(str(clean), columns=cols).sort_by([(c, "ascending") for c in cols])
+    b = read_table(str(retried), columns=cols).sort_by([(c, "ascending") for c in cols])
+    assert a.equals(b) and a.num_rows > 0
+    assert len(table_files(retried)) == len(table_files(clean))
+    assert not Path(staging_root(str(retried))).exists()
+
+
+def test_killed_commit_leaves_previous_table_and_next_run_cleans(spark, tmp_path, inputs):
+    out = tmp_path / "out"
+    run(spark, inputs, out)
+    before = read_table(str(out)).num_rows
+    # A file renamed into the table by a commit that died before its manifest: an orphan.
+    orphan = out / "purpose=embeddings" / "part-dead-00000-0000.parquet"
+    shutil.copy(next((out / "purpose=embeddings").glob("*.parquet")), orphan)
+    assert read_table(str(out)).num_rows == before  # the manifest does not name it
+    run(spark, inputs, out)
+    assert not orphan.exists()
+    assert read_table(str(out)).num_rows == before
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (pa.schema([("path", pa.string())]), "no column 'video_path'"),
+        (pa.schema([("video_path", pa.int64())]), "'video_path' must be string"),
+        (
+            pa.schema([("video_path", pa.string()), ("start_s", pa.string())]),
+            "'start_s' must be a number",
+        ),
+    ],
+)
+def test_bad_input_tables_are_rejected_up_front(spark, tmp_path, schema, message):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist([], schema=schema), path)
+    with pytest.raises(InputSchemaError, match=message) as info:
+        run(spark, str(path), tmp_path / "out")
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "out").exists()
