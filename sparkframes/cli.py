@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
     clip.add_argument("--min-clip-len-s", help="drop stride clips shorter than this")
     clip.add_argument("--limit-clips", type=int, help="at most N stride clips per video")
+    demo = sub.add_parser("demo", help="make a sample video and run clip-frames on it locally")
+    demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
+    demo.add_argument("--master", help="Spark master URL (default: local)")
     return parser
 
 
@@ -70,8 +73,14 @@ def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:
+        from sparkframes.demo import run_demo
+
+        args = build_parser().parse_args(argv)
+        return run_demo(args.workdir, args.master)
     try:
-        command, config = parse_config(sys.argv[1:] if argv is None else argv)
+        command, config = parse_config(argv)
     except ValueError as exc:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
