@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sparkframes.config import ClipFramesConfig, build_config, load_toml
+from sparkframes.config import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,18 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="fail (exit 3) when more than this fraction of videos fail",
     )
     p.add_argument("--partitions", type=int, help="number of Spark tasks (default: 2x cores)")
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        default=None,
+        help="fail instead of decoding on CPU when the GPU decoder is unavailable",
+    )
+    p.add_argument(
+        "--streams-per-gpu",
+        type=int,
+        help="GPU tasks sharing one GPU (each asks Spark for 1/N of a GPU)",
+    )
+    p.add_argument("--batch-size", type=int, help="frames per NVDEC batch (pynvc, default 64)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
     clip.add_argument("--min-clip-len-s", help="drop stride clips shorter than this")
     clip.add_argument("--limit-clips", type=int, help="at most N stride clips per video")
+    video = sub.add_parser("video-frames", help="every frame at a small size (scene detection)")
+    _common(video)
+    video.add_argument("--output-hw", help="HxW, default 27x48 (27 rows by 48 columns)")
     demo = sub.add_parser("demo", help="make a sample video and run clip-frames on it locally")
     demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
     demo.add_argument("--master", help="Spark master URL (default: local)")
@@ -69,7 +84,7 @@ def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
             values[key] = value
     if args.command == "clip-frames":
         return args.command, build_config(ClipFramesConfig, values)
-    raise SystemExit(f"unknown command {args.command}")
+    return args.command, build_config(VideoFramesConfig, values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,17 +100,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
     from sparkframes.spark.inputs import InputSchemaError
-    from sparkframes.spark.job import exit_code, run_clip_frames
+    from sparkframes.spark.job import exit_code, run_clip_frames, run_video_frames
     from sparkframes.spark.session import get_session
 
     spark = get_session(config.master, f"sparkframes {command}")
+    run = run_clip_frames if command == "clip-frames" else run_video_frames
     try:
-        summary = run_clip_frames(spark, config)
+        summary = run(spark, config)
     except InputSchemaError as exc:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a task that failed for good reaches us wrapped by Spark
+        message = _frame_extraction_failure(exc)
+        if message is None:
+            raise
+        print(f"sparkframes: {message}", file=sys.stderr)
+        return 4
     print(summary.line())
     return exit_code(summary, config.max_error_rate)
+
+
+def _frame_extraction_failure(exc: BaseException) -> str | None:
+    """The "Frame extraction failed: ..." line inside a Spark task failure, if that is the cause."""
+    for line in str(exc).splitlines():
+        if "Frame extraction failed:" in line:
+            return line[line.index("Frame extraction failed:") :].strip()
+    return None
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class CommonConfig:
     max_pixels: int = 8192 * 8192
     max_error_rate: float = 1.0
     partitions: int = 0  # 0: twice the default parallelism, at most one per video
+    no_fallback: bool = False  # a GPU mode that cannot run fails instead of using the CPU
+    streams_per_gpu: int = 1  # GPU tasks ask Spark for 1/streams_per_gpu of a GPU each
+    batch_size: int = 64  # frames per NVDEC batch (pynvc)
 
     def validate(self) -> None:
         if not self.input or not self.output:
@@ -82,6 +85,8 @@ class CommonConfig:
             raise ValueError(f"--decoder-mode must be one of {DECODER_MODES}")
         if not 0 <= self.max_error_rate <= 1:
             raise ValueError("--max-error-rate must be within [0, 1]")
+        if self.streams_per_gpu < 1 or self.batch_size < 1:
+            raise ValueError("--streams-per-gpu and --batch-size must be >= 1")
 
 
 @dataclass
@@ -134,9 +139,12 @@ class VideoFramesConfig(CommonConfig):
     """``sparkframes video-frames``: every frame at ``output_hw`` into ``purpose=scene``."""
 
     output_hw: tuple[int, int] = (27, 48)
-    batch_size: int = 64
     purpose: str = "scene"
-    no_fallback: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.output_hw[0] <= 0 or self.output_hw[1] <= 0:
+            raise ValueError("--output-hw must be HxW with both > 0, e.g. 27x48")
 
 
 _CONVERTERS: dict[str, Any] = {

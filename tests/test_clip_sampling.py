@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import SpanError, VideoOpenError
-from sparkframes.extract import ExtractOptions, extract_clip_frames
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.specs import ExtractionSpec
 from tests.conftest import VIDEO_NAMES, oracle_for

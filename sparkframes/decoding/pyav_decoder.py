@@ -118,9 +118,14 @@ class PyAVDecoder:
     produced (a damaged stream) and ``failures`` the packets it rejected.
     """
 
-    def __init__(self, source: VideoSource, *, skip_unneeded: bool = True) -> None:
+    def __init__(
+        self, source: VideoSource, *, skip_unneeded: bool = True, fail_fast: bool = False
+    ) -> None:
         self.source = source
         self.skip_unneeded = skip_unneeded
+        # fail_fast: raise if the very first packets fail (a GPU decoder that cannot start),
+        # so the caller can fall back to the CPU before anything was output.
+        self.fail_fast = fail_fast
         self.stats = DecodeStats()
         self.failures: list[DecodeFailure] = []
         self.missing: list[int] = []
@@ -162,6 +167,22 @@ class PyAVDecoder:
         yield from self._emit(self._drain(), by_pts, pending)
         self.missing = sorted(pending)
 
+    def all_frames(self) -> Iterator[av.VideoFrame]:
+        """Every frame front to back, in presentation order, without an index (constant memory).
+
+        A packet the decoder rejects is recorded in ``failures`` and decoding goes on.
+        """
+        for packet in self.source.container.demux(self.source.stream):
+            if not packet.size:
+                continue
+            self.stats.packets_read += 1
+            for frame in self._decode(packet, True):
+                self.stats.frames_decoded += 1
+                yield frame
+        for frame in self._drain():
+            self.stats.frames_decoded += 1
+            yield frame
+
     def _decode(self, packet: av.Packet, needed: bool) -> list[av.VideoFrame]:
         context = self.source.stream.codec_context
         if self.skip_unneeded:
@@ -171,6 +192,8 @@ class PyAVDecoder:
         try:
             return context.decode(packet)
         except av.error.FFmpegError as exc:
+            if self.fail_fast and self.stats.frames_decoded == 0:
+                raise
             self.failures.append(DecodeFailure(packet.pts, _reason(exc)))
             return []
 

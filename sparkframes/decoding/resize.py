@@ -35,9 +35,14 @@ def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
     return frame.height, frame.width
 
 
-def to_rgb(frame: av.VideoFrame, target_res: tuple[int, int] = NATIVE) -> np.ndarray:
-    """``frame`` as an ``(H, W, 3)`` uint8 RGB array at ``target_res`` (or native), rotated."""
-    turns = quarter_turns(frame)
+def to_rgb(
+    frame: av.VideoFrame, target_res: tuple[int, int] = NATIVE, turns: int | None = None
+) -> np.ndarray:
+    """``frame`` as an ``(H, W, 3)`` uint8 RGB array at ``target_res`` (or native), rotated.
+
+    ``turns`` overrides the frame's own rotation (for frames rebuilt from another decoder's RGB).
+    """
+    turns = quarter_turns(frame) if turns is None else turns
     if tuple(target_res) == NATIVE:
         height, width = frame.height, frame.width
     elif turns % 2:  # scale in the coded orientation to the size the rotated target needs
@@ -48,3 +53,8 @@ def to_rgb(frame: av.VideoFrame, target_res: tuple[int, int] = NATIVE) -> np.nda
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
+
+
+def rgb_to_rgb(rgb: np.ndarray, target_res: tuple[int, int], turns: int) -> np.ndarray:
+    """An RGB array from another decoder (NVDEC) through the same scaler and rotation."""
+    return to_rgb(av.VideoFrame.from_ndarray(rgb, format="rgb24"), target_res, turns)

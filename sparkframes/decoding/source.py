@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+from av.codec.hwaccel import HWAccel
 
 from sparkframes.errors import (
     EmptyVideoError,
@@ -31,7 +32,8 @@ class VideoSource:
     path: str
     container: av.container.InputContainer
     stream: av.video.stream.VideoStream
-    timeline: VideoTimeline
+    timeline: VideoTimeline | None
+    hwaccel: HWAccel | None = None
 
     @property
     def codec(self) -> str:
@@ -44,7 +46,7 @@ class VideoSource:
         """Reopen the container at its start: the fallback when a seek lands somewhere unusable."""
         threads = self.stream.codec_context.thread_count
         self.container.close()
-        self.container = open_container(self.path)
+        self.container = open_container(self.path, self.hwaccel)
         self.stream = self.container.streams.video[0]
         self.stream.codec_context.thread_type = "AUTO"
         self.stream.codec_context.thread_count = threads
@@ -56,8 +58,12 @@ class VideoSource:
         self.close()
 
 
-def open_container(path: str) -> av.container.InputContainer:
-    """Open ``path`` with FFmpeg, turning its errors into one that names the file and cause."""
+def open_container(path: str, hwaccel: HWAccel | None = None) -> av.container.InputContainer:
+    """Open ``path`` with FFmpeg, turning its errors into one that names the file and cause.
+
+    ``hwaccel`` decodes on a device (FFmpeg's CUDA hwaccel for ``ffmpeg_gpu``); frames are
+    downloaded to system memory as they are decoded.
+    """
     if "://" not in path:
         if not os.path.exists(path):
             raise VideoOpenError(path, "no such file")
@@ -66,7 +72,7 @@ def open_container(path: str) -> av.container.InputContainer:
         if os.path.getsize(path) == 0:
             raise VideoOpenError(path, "file is empty (0 bytes)")
     try:
-        return av.open(path, mode="r", metadata_errors="ignore")
+        return av.open(path, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
     except PermissionError as exc:
         raise VideoOpenError(path, f"permission denied ({exc.strerror})") from exc
     except (av.error.FFmpegError, OSError) as exc:
@@ -74,13 +80,23 @@ def open_container(path: str) -> av.container.InputContainer:
         raise VideoOpenError(path, f"cannot open as a video container: {reason}") from exc
 
 
-def open_video(path: str, *, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoSource:
-    """Open ``path``, pick its first video stream and index its packets.
+def open_video(
+    path: str,
+    *,
+    threads: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    hwaccel: HWAccel | None = None,
+    index: bool = True,
+) -> VideoSource:
+    """Open ``path``, pick its first video stream and (``index=True``) index its packets.
+
+    Without the index the source can only be decoded front to back (``PyAVDecoder.all_frames``)
+    and its memory use does not grow with the video's length.
 
     ``threads`` is the decoder thread count (frame and slice threads); Spark passes the task's
     cpus so that decoding never oversubscribes the executor's cores.
     """
-    container = open_container(path)
+    container = open_container(path, hwaccel)
     try:
         if not container.streams.video:
             raise NoVideoStreamError(path, "no video stream in the file")
@@ -92,11 +108,11 @@ def open_video(path: str, *, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIX
             )
         stream.codec_context.thread_type = "AUTO"
         stream.codec_context.thread_count = max(1, int(threads))
-        timeline = _index(path, container, stream)
+        timeline = _index(path, container, stream) if index else None
     except BaseException:
         container.close()
         raise
-    return VideoSource(path, container, stream, timeline)
+    return VideoSource(path, container, stream, timeline, hwaccel)
 
 
 def _index(
@@ -132,3 +148,51 @@ def _ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's own words without the file name PyAV appends (we name the file ourselves)."""
     strerror = getattr(exc, "strerror", None)
     return strerror or str(exc)
+
+
+def scan_extent(source: VideoSource) -> tuple[int, int, int]:
+    """(first pts, end pts, frame count) from one demux pass in constant memory.
+
+    The end is the last-presented frame's pts plus its duration (or the last interval), as the
+    timeline defines it; the container is reopened at its start afterwards.
+    """
+    first: int | None = None
+    last = previous = None
+    last_duration = 0
+    count = 0
+    try:
+        for packet in source.container.demux(source.stream):
+            if packet.size == 0 or packet.pts is None or packet.is_discard:
+                continue
+            count += 1
+            first = packet.pts if first is None else min(first, packet.pts)
+            if last is None or packet.pts > last:
+                previous, last, last_duration = last, packet.pts, packet.duration or 0
+            elif previous is None or packet.pts > previous:
+                previous = packet.pts
+    except av.error.FFmpegError:
+        pass  # a damaged tail: the decoder reports it by time
+    if first is None or last is None:
+        raise EmptyVideoError(
+            source.path, "the video stream has no frame with a presentation timestamp"
+        )
+    if last_duration <= 0:
+        last_duration = last - previous if previous is not None else 0
+    source.reopen()
+    return first, last + last_duration, count
+
+
+def first_frame_turns(source: VideoSource) -> int:
+    """Rotation (counter-clockwise quarter turns) of the stream, read off its first frame.
+
+    For decoders that do not report the display matrix (NVDEC); reopens the container after.
+    """
+    from sparkframes.decoding.resize import quarter_turns
+
+    source.reopen()
+    try:
+        frame = next(source.container.decode(source.stream), None)
+    except av.error.FFmpegError:
+        frame = None
+    source.reopen()
+    return quarter_turns(frame) if frame is not None else 0

@@ -13,15 +13,17 @@ import posixpath
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
-from sparkframes.config import ClipFramesConfig
+from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.inputs import InputVideo, read_input
+from sparkframes.spark.resources import stage_profile
 from sparkframes.spark.tasks import (
     FAIL_FIRST_ATTEMPT_CONF,
     TaskSettings,
@@ -54,6 +56,8 @@ class RunSummary:
     errors: int = 0
     seconds: float = 0.0
     frames_decoded: int = 0
+    decoders: dict[str, int] = field(default_factory=dict)  # decoder used -> videos
+    gpu_addresses: set[str] = field(default_factory=set)  # what Spark assigned the tasks
 
     @property
     def frames(self) -> int:
@@ -71,6 +75,12 @@ class RunSummary:
             f"{self.videos_skipped} up to date, {self.videos_failed} failed; "
             f"{self.clips} clips; frames {per_purpose or 'none'}; {self.errors} error rows; "
             f"{self.seconds:.1f} s ({fps:.1f} frames/s)"
+            + (f"; decoders {_counts(self.decoders)}" if self.decoders else "")
+            + (
+                f"; GPUs assigned {','.join(sorted(self.gpu_addresses))}"
+                if self.gpu_addresses
+                else ""
+            )
         )
 
 
@@ -121,8 +131,7 @@ def stat_videos(paths: list[str]) -> dict[str, tuple[int, int]]:
 
 def plan_work(
     videos: list[InputVideo],
-    specs: list[ExtractionSpec],
-    stride: FixedStride | None,
+    request_keys: Callable[[InputVideo], dict[str, str]],
     state: TableState,
 ) -> tuple[list[VideoWork], int]:
     """Out-of-date videos with the purposes to redo, and how many videos were up to date."""
@@ -132,11 +141,10 @@ def plan_work(
     for video in videos:
         size, mtime = stats[video.video_path]
         keys: dict[str, str] = {}
-        for spec in specs:
-            key = request_key(spec, video.clips, stride)
-            old = committed.get((video.video_path, spec.purpose))
+        for purpose, key in request_keys(video).items():
+            old = committed.get((video.video_path, purpose))
             if old is None or (old.size, old.mtime_ns, old.request_key) != (size, mtime, key):
-                keys[spec.purpose] = key
+                keys[purpose] = key
         if keys:
             works.append(VideoWork(video.video_path, size, mtime, video.clips, keys))
         else:
@@ -157,6 +165,33 @@ def balance(works: list[VideoWork], partitions: int) -> list[list[VideoWork]]:
 
 def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary:
     """Extract clip frames for every out-of-date video of the input and commit them."""
+    specs, stride = config.specs(), config.stride()
+
+    def keys(video: InputVideo) -> dict[str, str]:
+        return {s.purpose: request_key(s, video.clips, stride) for s in specs}
+
+    settings = dict(kind="clips", specs=tuple(specs), stride=stride)
+    return _run(spark, config, keys, settings, "clip-frames")
+
+
+def run_video_frames(spark: SparkSession, config: VideoFramesConfig) -> RunSummary:
+    """Every frame of every out-of-date video at ``output_hw``, into ``purpose=scene``."""
+    key = hashlib.sha1(json.dumps({"output_hw": list(config.output_hw)}).encode()).hexdigest()
+
+    def keys(video: InputVideo) -> dict[str, str]:
+        return {config.purpose: key[:16]}
+
+    settings = dict(kind="video", output_hw=config.output_hw, video_purpose=config.purpose)
+    return _run(spark, config, keys, settings, "video-frames")
+
+
+def _run(
+    spark: SparkSession,
+    config: CommonConfig,
+    keys: Callable[[InputVideo], dict[str, str]],
+    kind_settings: dict,
+    command: str,
+) -> RunSummary:
     started = time.perf_counter()
     run_id = new_run_id()
     summary = RunSummary(run_id)
@@ -167,25 +202,31 @@ def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary
 
     videos, _ = read_input(spark, config.input)
     summary.videos_in_input = len(videos)
-    specs, stride = config.specs(), config.stride()
-    works, summary.videos_skipped = plan_work(videos, specs, stride, state)
+    works, summary.videos_skipped = plan_work(videos, keys, state)
 
     attempts: list[AttemptResult] = []
     if works:
+        sc = spark.sparkContext
         settings = TaskSettings(
             run_id=run_id,
             staging_root=staging_root(root),
-            specs=tuple(specs),
-            stride=stride,
+            decoder_mode=config.decoder_mode,
+            no_fallback=config.no_fallback,
+            batch_size=config.batch_size,
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
             fail_first_attempt=_int_list(spark.conf.get(FAIL_FIRST_ATTEMPT_CONF, "")),
+            **kind_settings,
         )
-        sc = spark.sparkContext
         n = config.partitions or 2 * sc.defaultParallelism
         chunks = balance(works, n)
         rdd = sc.parallelize(chunks, len(chunks)).mapPartitions(partition_function(settings))
-        sc.setJobDescription(f"sparkframes clip-frames: {len(works)} videos")
+        profile = stage_profile(
+            sc, config.decoder_mode, config.decoder_threads, config.streams_per_gpu
+        )
+        if profile is not None:
+            rdd = rdd.withResources(profile)
+        sc.setJobDescription(f"sparkframes {command}: {len(works)} videos")
         try:
             results = rdd.collect()
         except BaseException:
@@ -207,6 +248,9 @@ def _add_outcomes(summary: RunSummary, outcomes: list[VideoOutcome]) -> None:
         summary.clips += o.clips
         summary.errors += o.errors
         summary.frames_decoded += o.frames_decoded
+        summary.decoders[o.decoder] = summary.decoders.get(o.decoder, 0) + 1
+        if o.gpu_address is not None:
+            summary.gpu_addresses.add(o.gpu_address)
         for purpose, n in o.frames_by_purpose.items():
             summary.frames_by_purpose[purpose] = summary.frames_by_purpose.get(purpose, 0) + n
 
@@ -230,3 +274,7 @@ def _int_list(text: str | None) -> tuple[int, ...]:
 def _discard_staging(fs: pafs.FileSystem, root: str, run_id: str) -> None:
     with contextlib.suppress(OSError):
         fs.delete_dir(posixpath.join(staging_root(root), run_id))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))

@@ -13,13 +13,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from sparkframes.clip_frames import extract_clip_frames
+from sparkframes.decoding.backends import choose_decoder
 from sparkframes.errors import FrameExtractionError
-from sparkframes.extract import ExtractOptions, extract_clip_frames
+from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.specs import ExtractionSpec
 from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, resolve
 from sparkframes.table.schema import errors_to_batch, frames_to_batch
 from sparkframes.table.writer import StagingWriter
+from sparkframes.video_frames import extract_video_frames
 
 #: Test hook (a Spark conf): attempt 0 of the listed partitions fails after writing its files, so
 #: tests can check that a retried attempt never adds duplicate rows. Comma-separated ids.
@@ -53,18 +56,29 @@ class VideoOutcome:
     seconds: float = 0.0
     frames_decoded: int = 0
     decoder: str = "ffmpeg_cpu"
+    gpu_address: str | None = None  # what Spark assigned the task, if anything
 
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """Everything a task needs besides its videos; pickled once per task."""
+    """Everything a task needs besides its videos; pickled once per task.
+
+    ``kind`` is ``clips`` (clip frames for ``specs``) or ``video`` (every frame at
+    ``output_hw`` for ``video_purpose``).
+    """
 
     run_id: str
     staging_root: str
-    specs: tuple[ExtractionSpec, ...]
-    stride: FixedStride | None
-    threads: int  # 0: the task's cpus
-    max_pixels: int
+    kind: str = "clips"
+    specs: tuple[ExtractionSpec, ...] = ()
+    stride: FixedStride | None = None
+    output_hw: tuple[int, int] = (27, 48)
+    video_purpose: str = "scene"
+    decoder_mode: str = "ffmpeg_cpu"
+    no_fallback: bool = False
+    batch_size: int = 64
+    threads: int = 0  # 0: the task's cpus
+    max_pixels: int = 8192 * 8192
     fail_first_attempt: tuple[int, ...] = ()  # test hook, see FAIL_FIRST_ATTEMPT_CONF
 
 
@@ -72,18 +86,27 @@ def run_partition(
     works: list[VideoWork], settings: TaskSettings, partition_id: int, attempt: int, attempt_id: int
 ) -> tuple[AttemptResult, list[VideoOutcome]]:
     """Extract every video of one partition into this attempt's staging folder."""
+    from sparkframes.spark.resources import assigned_gpu
+
     fs, staging_root = resolve(settings.staging_root)
     attempt_dir = posixpath.join(
         staging_root, settings.run_id, f"p{partition_id:05d}-a{attempt}-t{attempt_id}"
     )
     writer = StagingWriter(fs, attempt_dir, f"part-{settings.run_id}-{partition_id:05d}")
+    gpu_id, gpu_address = assigned_gpu()
     options = ExtractOptions(
-        threads=settings.threads or _task_cpus(), max_pixels=settings.max_pixels
+        threads=settings.threads or _task_cpus(),
+        max_pixels=settings.max_pixels,
+        decoder=choose_decoder(settings.decoder_mode, gpu_id, no_fallback=settings.no_fallback),
+        no_fallback=settings.no_fallback,
+        batch_size=settings.batch_size,
     )
     result = AttemptResult(staging_dir=attempt_dir)
     outcomes = []
     for work in works:
-        outcomes.append(_run_video(work, settings, options, writer))
+        outcome = _run_video(work, settings, options, writer)
+        outcome.gpu_address = gpu_address
+        outcomes.append(outcome)
         for purpose, request_key in work.request_keys.items():
             key = UnitKey(work.size, work.mtime_ns, request_key)
             result.units.append(UnitResult(work.video_path, purpose, key))
@@ -93,14 +116,22 @@ def run_partition(
     return result, outcomes
 
 
+def _extraction(work: VideoWork, settings: TaskSettings, options: ExtractOptions) -> Extraction:
+    if settings.kind == "video":
+        return extract_video_frames(
+            work.video_path, settings.output_hw, purpose=settings.video_purpose, options=options
+        )
+    specs = [s for s in settings.specs if s.purpose in work.request_keys]
+    return extract_clip_frames(
+        work.video_path, specs, work.clips, stride=settings.stride, options=options
+    )
+
+
 def _run_video(
     work: VideoWork, settings: TaskSettings, options: ExtractOptions, writer: StagingWriter
 ) -> VideoOutcome:
     outcome = VideoOutcome(work.video_path)
-    specs = [s for s in settings.specs if s.purpose in work.request_keys]
-    extraction = extract_clip_frames(
-        work.video_path, specs, work.clips, stride=settings.stride, options=options
-    )
+    extraction = _extraction(work, settings, options)
     errors: list[BaseException] = []
     try:
         for batch in extraction:
@@ -114,6 +145,8 @@ def _run_video(
                     purpose, 0
                 ) + len(rows)
     except Exception as exc:  # a bug or resource error must cost one video, not the task
+        if type(exc).__name__ == "DecoderUnavailableError":
+            raise  # --no-fallback: the run must fail, loudly
         errors.append(_InternalError(work.video_path, exc))
     report = extraction.report
     errors = [*report.errors, *errors]

@@ -5,74 +5,37 @@ This is the library entry point that the Spark jobs call per video. No Spark her
 
 from __future__ import annotations
 
-import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
 import numpy as np
 
-from sparkframes.decoding.pyav_decoder import DecodeStats, PyAVDecoder
-from sparkframes.decoding.resize import to_rgb
-from sparkframes.decoding.source import DEFAULT_MAX_PIXELS, open_video
+from sparkframes.decoding.backends import PYNVC, DecoderChoice
+from sparkframes.decoding.pyav_decoder import PyAVDecoder
+from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
+from sparkframes.decoding.source import VideoSource, first_frame_turns, open_video
 from sparkframes.errors import DecodeError, FrameExtractionError
+from sparkframes.extraction import (
+    Batcher,
+    ExtractedFrame,
+    Extraction,
+    ExtractionReport,
+    ExtractOptions,
+    cuda_hwaccel,
+)
 from sparkframes.planning import FrameRequest, VideoPlan, plan_video, resolve_clips
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.specs import ExtractionSpec
 from sparkframes.timeline import VideoTimeline
 
-#: Frames are handed out in batches of about this many bytes of pixels, so memory stays bounded
-#: whatever the video's length (and Spark's Arrow batches stay far below their 2 GB limit).
-DEFAULT_BATCH_BYTES = 64 << 20
+__all__ = ["ClipFrameExtraction", "ExtractOptions", "ExtractionReport", "extract_clip_frames"]
 
 
-@dataclass(frozen=True)
-class ExtractedFrame:
-    """One output row: a frame and everything that says where it came from."""
-
-    video_path: str
-    clip_id: str
-    clip_start_s: Fraction
-    clip_end_s: Fraction
-    purpose: str
-    policy: str
-    target_fps: Fraction | None
-    frame_index: int
-    pts_s: Fraction
-    image: np.ndarray  # (H, W, 3) uint8 RGB, as a player shows it
-
-
-@dataclass
-class ExtractionReport:
-    """How one video went: counts for the run summary and the errors to record."""
-
-    video_path: str
-    clips: int = 0
-    frames_output: int = 0
-    errors: list[FrameExtractionError] = field(default_factory=list)
-    decode: DecodeStats = field(default_factory=DecodeStats)
-    seconds: float = 0.0
-    decoder: str = "ffmpeg_cpu"
-
-
-@dataclass
-class ExtractOptions:
-    """How to decode: threads (= the Spark task's cpus), size guard, batch size."""
-
-    threads: int = 1
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    skip_unneeded: bool = True
-
-
-class ClipFrameExtraction:
-    """Iterate to get batches of ``ExtractedFrame``; ``report`` is complete once exhausted.
-
-    Errors never escape the iteration: a video that cannot be opened yields no batch and one
-    error in ``report.errors``; a clip with no frame yields an error for that clip only; a
-    stream damaged part-way keeps the frames decoded before the damage.
-    """
+class ClipFrameExtraction(Extraction):
+    """Frames of every clip and spec of one video. A clip with no frame costs an error for that
+    clip only; a stream damaged part-way keeps the frames decoded before the damage."""
 
     def __init__(
         self,
@@ -85,47 +48,91 @@ class ClipFrameExtraction:
     ) -> None:
         if not specs:
             raise ValueError("at least one ExtractionSpec is needed")
-        self.video_path = video_path
+        super().__init__(video_path, options)
         self.specs = list(specs)
         self.clips = list(clips) if clips else None
         self.stride = stride
-        self.options = options or ExtractOptions()
-        self.report = ExtractionReport(video_path)
 
-    def __iter__(self) -> Iterator[list[ExtractedFrame]]:
-        started = time.perf_counter()
-        try:
-            yield from self._run()
-        except FrameExtractionError as exc:
-            self.report.errors.append(exc)
-        finally:
-            self.report.seconds = time.perf_counter() - started
-
-    def _run(self) -> Iterator[list[ExtractedFrame]]:
+    def _run(self, choice: DecoderChoice) -> Iterator[list[ExtractedFrame]]:
         opts = self.options
-        with open_video(self.video_path, threads=opts.threads, max_pixels=opts.max_pixels) as src:
+        hwaccel = cuda_hwaccel(choice)
+        with open_video(
+            self.video_path, threads=opts.threads, max_pixels=opts.max_pixels, hwaccel=hwaccel
+        ) as src:
             timeline = src.timeline
+            assert timeline is not None
             clips = resolve_clips(timeline.end_s, self.clips, self.stride)
             plan = plan_video(self.video_path, timeline, clips, self.specs)
             self.report.clips = len(plan.clips)
             self.report.errors.extend(plan.errors)
-            decoder = PyAVDecoder(src, skip_unneeded=opts.skip_unneeded)
+            batcher = Batcher(opts.batch_bytes, self.report)
+            if choice.mode == PYNVC:
+                yield from self._decode_pynvc(src, plan, choice, batcher)
+                return
+            decoder = PyAVDecoder(
+                src, skip_unneeded=opts.skip_unneeded, fail_fast=hwaccel is not None
+            )
             self.report.decode = decoder.stats
-            batch: list[ExtractedFrame] = []
-            batch_bytes = 0
             for position, frame in decoder.frames(plan.positions):
                 pts_s = timeline.seconds(frame.pts)
                 for row in _rows(self.video_path, plan.requests[position], frame, pts_s):
-                    batch.append(row)
-                    batch_bytes += row.image.nbytes
-                if batch_bytes >= opts.batch_bytes:
-                    self.report.frames_output += len(batch)
-                    yield batch
-                    batch, batch_bytes = [], 0
-            if batch:
-                self.report.frames_output += len(batch)
+                    if batch := batcher.add(row):
+                        yield batch
+            if batch := batcher.flush():
                 yield batch
             self.report.errors.extend(_decode_errors(self.video_path, decoder, plan, timeline))
+
+    def _decode_pynvc(
+        self, src: VideoSource, plan: VideoPlan, choice: DecoderChoice, batcher: Batcher
+    ) -> Iterator[list[ExtractedFrame]]:
+        """NVDEC decodes every frame in order; the planned ones are kept (by pts)."""
+        from sparkframes.decoding.pynvc_decoder import PyNvcDecoder
+
+        timeline = src.timeline
+        assert timeline is not None
+        turns = first_frame_turns(src)
+        wanted = {timeline.pts[p]: p for p in plan.positions}
+        decoder = PyNvcDecoder(self.video_path, choice.gpu_id, self.options.batch_size)
+        for pts, rgb in decoder.frames():
+            position = wanted.pop(pts, None)
+            if position is None:
+                continue
+            images: dict[tuple[int, int], np.ndarray] = {}
+            for req in plan.requests[position]:
+                size = req.spec.target_res
+                if size not in images:
+                    images[size] = rgb_to_rgb(rgb, size, turns)
+                if batch := batcher.add(
+                    _row(self.video_path, req, timeline.seconds(pts), images[size])
+                ):
+                    yield batch
+        self.report.decode.frames_decoded = decoder.frames_decoded
+        if batch := batcher.flush():
+            yield batch
+        if wanted:
+            first = min(wanted)
+            self.report.errors.append(
+                DecodeError(
+                    self.video_path,
+                    f"decode failed at t = {float(timeline.seconds(first)):.3f} s: "
+                    f"{len(wanted)} planned frame(s) never came out of NVDEC",
+                )
+            )
+
+
+def _row(video_path: str, req: FrameRequest, pts_s: Fraction, image: np.ndarray) -> ExtractedFrame:
+    return ExtractedFrame(
+        video_path=video_path,
+        clip_id=req.clip.clip_id,
+        clip_start_s=req.clip.start_s,
+        clip_end_s=req.clip.end_s,
+        purpose=req.spec.purpose,
+        policy=req.spec.policy.value,
+        target_fps=req.target_fps,
+        frame_index=req.frame_index,
+        pts_s=pts_s,
+        image=image,
+    )
 
 
 def _rows(
@@ -136,18 +143,7 @@ def _rows(
         size = req.spec.target_res
         if size not in images:
             images[size] = to_rgb(frame, size)
-        yield ExtractedFrame(
-            video_path=video_path,
-            clip_id=req.clip.clip_id,
-            clip_start_s=req.clip.start_s,
-            clip_end_s=req.clip.end_s,
-            purpose=req.spec.purpose,
-            policy=req.spec.policy.value,
-            target_fps=req.target_fps,
-            frame_index=req.frame_index,
-            pts_s=pts_s,
-            image=images[size],
-        )
+        yield _row(video_path, req, pts_s, images[size])
 
 
 def _decode_errors(
@@ -157,11 +153,10 @@ def _decode_errors(
     if not decoder.missing and not decoder.failures:
         return []
     errors: list[FrameExtractionError] = []
-    lost_by_clip: dict[str, list[int]] = {}
+    lost_by_clip: dict[str, list[int]] = defaultdict(list)
     for position in decoder.missing:
         for req in plan.requests[position]:
-            lost_by_clip.setdefault(req.clip.clip_id, []).append(position)
-    first_failure = next((f for f in decoder.failures if f.pts is not None), None)
+            lost_by_clip[req.clip.clip_id].append(position)
     cause = f" ({decoder.failures[0].message})" if decoder.failures else ""
     for clip_id, positions in lost_by_clip.items():
         t = float(timeline.seconds(timeline.pts[min(positions)]))
@@ -173,6 +168,7 @@ def _decode_errors(
                 clip_id=clip_id,
             )
         )
+    first_failure = next((f for f in decoder.failures if f.pts is not None), None)
     if not lost_by_clip and first_failure is not None:
         t = float(timeline.seconds(first_failure.pts))  # type: ignore[arg-type]
         errors.append(

@@ -1,0 +1,115 @@
+"""Choosing a decoder: ``ffmpeg_cpu``, ``ffmpeg_gpu`` (FFmpeg's CUDA hwaccel in the PyAV wheel),
+``pynvc`` (NVDEC through PyNvVideoCodec) or ``auto``, with a fallback to the CPU.
+
+A GPU mode that cannot work here (no driver, no device, library missing) falls back to
+``ffmpeg_cpu`` with a one-line warning, and the decoder actually used is recorded per video; with
+``no_fallback`` it fails instead, with "Frame extraction failed: …" naming the cause.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+from dataclasses import dataclass
+
+from sparkframes.errors import FrameExtractionError
+
+log = logging.getLogger("sparkframes")
+
+CPU, FFMPEG_GPU, PYNVC, AUTO = "ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto"
+GPU_MODES = (FFMPEG_GPU, PYNVC)
+
+
+class DecoderUnavailableError(RuntimeError):
+    """A GPU decoder was required (``no_fallback``) but cannot run here."""
+
+    def __init__(self, mode: str, cause: str) -> None:
+        super().__init__(f"Frame extraction failed: decoder {mode} is unavailable: {cause}")
+
+
+class GpuDecodeError(FrameExtractionError):
+    """The GPU decoder failed on this video (e.g. a codec NVDEC does not support)."""
+
+    stage = "decode"
+
+
+@dataclass(frozen=True)
+class DecoderChoice:
+    """What will decode: ``mode`` is the decoder used, ``fallback_reason`` why it differs."""
+
+    mode: str
+    requested: str
+    gpu_id: int = 0
+    fallback_reason: str | None = None
+
+
+@functools.cache
+def cuda_devices() -> tuple[int, str | None]:
+    """(device count, why none) from the CUDA driver API, without any CUDA Python package."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0, "no NVIDIA driver (libcuda.so.1 cannot be loaded)"
+    status = lib.cuInit(0)
+    if status != 0:
+        return 0, f"the CUDA driver did not initialise (cuInit error {status})"
+    count = ctypes.c_int(0)
+    status = lib.cuDeviceGetCount(ctypes.byref(count))
+    if status != 0 or count.value == 0:
+        return 0, "no CUDA device is visible"
+    return count.value, None
+
+
+@functools.cache
+def pynvc_missing() -> str | None:
+    """Why PyNvVideoCodec cannot be used, or None."""
+    try:
+        import PyNvVideoCodec  # noqa: F401
+    except Exception as exc:  # ImportError, or a missing CUDA runtime library
+        return f"PyNvVideoCodec is not importable ({exc}); install sparkframes[gpu]"
+    return None
+
+
+def gpu_unavailable(mode: str, gpu_id: int) -> str | None:
+    """Why ``mode`` cannot decode on GPU ``gpu_id`` here, or None if it can try."""
+    if mode == PYNVC and (reason := pynvc_missing()):
+        return reason
+    count, reason = cuda_devices()
+    if reason:
+        return reason
+    if gpu_id >= count:
+        return f"GPU {gpu_id} was assigned but only {count} CUDA device(s) are visible"
+    return None
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def choose_decoder(requested: str, gpu_id: int = 0, *, no_fallback: bool = False) -> DecoderChoice:
+    """The decoder to use for ``requested`` on this machine (see the module docstring)."""
+    if requested == CPU:
+        return DecoderChoice(CPU, requested)
+    if requested == AUTO:
+        for mode in (PYNVC, FFMPEG_GPU):
+            if gpu_unavailable(mode, gpu_id) is None:
+                return DecoderChoice(mode, requested, gpu_id)
+        return DecoderChoice(CPU, requested, gpu_id, gpu_unavailable(FFMPEG_GPU, gpu_id))
+    if requested not in GPU_MODES:
+        raise ValueError(f"unknown decoder mode {requested!r}")
+    reason = gpu_unavailable(requested, gpu_id)
+    if reason is None:
+        return DecoderChoice(requested, requested, gpu_id)
+    if no_fallback:
+        raise DecoderUnavailableError(requested, reason)
+    warn_fallback(requested, reason)
+    return DecoderChoice(CPU, requested, gpu_id, reason)
+
+
+def warn_fallback(requested: str, reason: str) -> None:
+    """One warning line per process and cause, not one per video."""
+    if (requested, reason) not in _warned:
+        _warned.add((requested, reason))
+        log.warning(
+            "sparkframes: %s unavailable (%s); decoding on CPU (ffmpeg_cpu)", requested, reason
+        )

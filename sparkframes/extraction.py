@@ -1,0 +1,145 @@
+"""What clip-frame and video-frame extraction share: output rows, options, the per-video report,
+bounded batches, and the GPU-to-CPU decoder fallback. No Spark here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from av.codec.hwaccel import HWAccel
+
+from sparkframes.decoding.backends import (
+    CPU,
+    FFMPEG_GPU,
+    DecoderChoice,
+    DecoderUnavailableError,
+    warn_fallback,
+)
+from sparkframes.decoding.pyav_decoder import DecodeStats
+from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
+from sparkframes.errors import FrameExtractionError
+
+#: Frames are handed out in batches of about this many bytes of pixels, so memory stays bounded
+#: whatever the video's length (and Spark's Arrow batches stay far below their 2 GB limit).
+DEFAULT_BATCH_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class ExtractedFrame:
+    """One output row: a frame and everything that says where it came from."""
+
+    video_path: str
+    clip_id: str
+    clip_start_s: Fraction
+    clip_end_s: Fraction
+    purpose: str
+    policy: str
+    target_fps: Fraction | None
+    frame_index: int
+    pts_s: Fraction
+    image: np.ndarray  # (H, W, 3) uint8 RGB, as a player shows it
+
+
+@dataclass
+class ExtractionReport:
+    """How one video went: counts for the run summary and the errors to record."""
+
+    video_path: str
+    clips: int = 0
+    frames_output: int = 0
+    errors: list[FrameExtractionError] = field(default_factory=list)
+    decode: DecodeStats = field(default_factory=DecodeStats)
+    seconds: float = 0.0
+    decoder: str = CPU
+
+
+@dataclass
+class ExtractOptions:
+    """How to decode: decoder (mode, GPU), threads (= the Spark task's cpus), limits, batches."""
+
+    threads: int = 1
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    skip_unneeded: bool = True
+    decoder: DecoderChoice = field(default_factory=lambda: DecoderChoice(CPU, CPU))
+    no_fallback: bool = False
+    batch_size: int = 64  # frames per NVDEC batch (pynvc)
+
+
+class Batcher:
+    """Collects rows and hands them out in batches of about ``max_bytes`` of pixels."""
+
+    def __init__(self, max_bytes: int, report: ExtractionReport) -> None:
+        self.max_bytes, self.report = max_bytes, report
+        self.rows: list[ExtractedFrame] = []
+        self.nbytes = 0
+
+    def add(self, row: ExtractedFrame) -> list[ExtractedFrame] | None:
+        """Add a row; return a full batch when one is ready."""
+        self.rows.append(row)
+        self.nbytes += row.image.nbytes
+        return self.flush() if self.nbytes >= self.max_bytes else None
+
+    def flush(self) -> list[ExtractedFrame] | None:
+        if not self.rows:
+            return None
+        batch, self.rows, self.nbytes = self.rows, [], 0
+        self.report.frames_output += len(batch)
+        return batch
+
+
+def cuda_hwaccel(choice: DecoderChoice) -> HWAccel | None:
+    """FFmpeg's CUDA hwaccel on the assigned GPU for ``ffmpeg_gpu``; None otherwise."""
+    if choice.mode != FFMPEG_GPU:
+        return None
+    return HWAccel("cuda", device=str(choice.gpu_id), allow_software_fallback=True)
+
+
+class Extraction:
+    """Base of the per-video extractions: iterate for batches; ``report`` is complete after.
+
+    Errors never escape the iteration: a video that cannot be opened yields no batch and one
+    error in ``report.errors``. A GPU decoder that fails before any frame was output is retried
+    on the CPU (or, with ``no_fallback``, raises ``DecoderUnavailableError``).
+    """
+
+    def __init__(self, video_path: str, options: ExtractOptions | None) -> None:
+        self.video_path = video_path
+        self.options = options or ExtractOptions()
+        self.report = ExtractionReport(video_path, decoder=self.options.decoder.mode)
+
+    def __iter__(self) -> Iterator[list[ExtractedFrame]]:
+        started = time.perf_counter()
+        try:
+            yield from self._with_fallback()
+        except FrameExtractionError as exc:
+            self.report.errors.append(exc)
+        finally:
+            self.report.seconds = time.perf_counter() - started
+
+    def _with_fallback(self) -> Iterator[list[ExtractedFrame]]:
+        choice = self.options.decoder
+        if choice.mode == CPU:
+            yield from self._run(choice)
+            return
+        try:
+            yield from self._run(choice)
+        except FrameExtractionError:
+            raise
+        except Exception as exc:  # the GPU decoder itself failed
+            reason = f"{type(exc).__name__}: {exc}"
+            if self.options.no_fallback:
+                raise DecoderUnavailableError(choice.mode, reason) from exc
+            if self.report.frames_output:
+                raise FrameExtractionError(
+                    self.video_path, f"{choice.mode} failed part-way: {reason}"
+                ) from exc
+            warn_fallback(choice.mode, reason)
+            self.report = ExtractionReport(self.video_path, decoder=CPU)
+            yield from self._run(DecoderChoice(CPU, choice.requested, choice.gpu_id, reason))
+
+    def _run(self, choice: DecoderChoice) -> Iterator[list[ExtractedFrame]]:
+        raise NotImplementedError

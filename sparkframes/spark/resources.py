@@ -1,0 +1,63 @@
+"""Stage-level resource requests: GPU decoding asks Spark for a GPU share per task, CPU decoding
+asks for as many cpus as the decoder runs threads.
+
+Spark assigns the GPU; the task reads its address from ``TaskContext.resources()`` and decodes
+there (Spark does not set CUDA_VISIBLE_DEVICES). Local mode rejects resource profiles, so there
+the stage runs without one and the task uses GPU 0.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from pyspark import SparkContext, TaskContext
+from pyspark.resource import ResourceProfile, ResourceProfileBuilder, TaskResourceRequests
+
+from sparkframes.decoding.backends import AUTO, GPU_MODES
+
+
+def is_local(sc: SparkContext) -> bool:
+    return sc.master.startswith("local")
+
+
+def executors_have_gpus(sc: SparkContext) -> bool:
+    """Whether executors are configured with GPUs (else a GPU request could never be met)."""
+    return float(sc.getConf().get("spark.executor.resource.gpu.amount", "0") or 0) > 0
+
+
+def wants_gpu(sc: SparkContext, decoder_mode: str) -> bool:
+    """GPU modes ask for GPUs; ``auto`` only where executors have them."""
+    if decoder_mode in GPU_MODES:
+        return executors_have_gpus(sc)
+    return decoder_mode == AUTO and executors_have_gpus(sc)
+
+
+def stage_profile(
+    sc: SparkContext, decoder_mode: str, task_cpus: int, streams_per_gpu: int
+) -> ResourceProfile | None:
+    """The ResourceProfile for the extraction stage, or None where Spark's defaults serve.
+
+    ``task_cpus`` 0 means the cluster's ``spark.task.cpus``. A GPU task asks for
+    ``1 / streams_per_gpu`` of a GPU, so that many decodes share one card.
+    """
+    if is_local(sc):
+        return None
+    gpu = wants_gpu(sc, decoder_mode)
+    if not gpu and task_cpus <= 0:
+        return None
+    cpus = task_cpus if task_cpus > 0 else int(sc.getConf().get("spark.task.cpus", "1"))
+    requests = TaskResourceRequests().cpus(cpus)
+    if gpu:
+        requests = requests.resource("gpu", float(Fraction(1, max(1, streams_per_gpu))))
+    return ResourceProfileBuilder().require(requests).build
+
+
+def assigned_gpu() -> tuple[int, str | None]:
+    """(GPU index to decode on, the address Spark assigned or None) for the running task."""
+    ctx = TaskContext.get()
+    if ctx is not None:
+        gpus = ctx.resources().get("gpu")
+        if gpus is not None and gpus.addresses:
+            address = gpus.addresses[0]
+            return (int(address) if address.isdigit() else 0), address
+    return 0, None
