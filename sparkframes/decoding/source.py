@@ -25,6 +25,10 @@ from sparkframes.timeline import PacketInfo, VideoTimeline
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 
+class HardwareOpenError(RuntimeError):
+    """Opening with a hardware decoder failed (no device, driver refused): not the file's fault."""
+
+
 @dataclass
 class VideoSource:
     """An opened video: the container (positioned anywhere), its stream and its timeline."""
@@ -71,8 +75,15 @@ def open_container(path: str, hwaccel: HWAccel | None = None) -> av.container.In
             raise VideoOpenError(path, "is a directory, not a video file")
         if os.path.getsize(path) == 0:
             raise VideoOpenError(path, "file is empty (0 bytes)")
+    if hwaccel is not None:
+        try:
+            return av.open(path, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
+        except (av.error.FFmpegError, OSError) as exc:
+            # The device, not the file, may be at fault: a distinct error lets the caller fall
+            # back to the CPU, which then names any fault of the file itself.
+            raise HardwareOpenError(f"{path}: cannot open with hwaccel: {exc}") from exc
     try:
-        return av.open(path, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
+        return av.open(path, mode="r", metadata_errors="ignore")
     except PermissionError as exc:
         raise VideoOpenError(path, f"permission denied ({exc.strerror})") from exc
     except (av.error.FFmpegError, OSError) as exc:

@@ -1,0 +1,146 @@
+"""Full-video (scene) frames against the sequential-decode oracle; decoder fallbacks; memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from fractions import Fraction as F
+
+import av
+import numpy as np
+import pytest
+
+from sparkframes.decoding.backends import (
+    CPU,
+    FFMPEG_GPU,
+    DecoderChoice,
+    DecoderUnavailableError,
+    choose_decoder,
+    cuda_devices,
+)
+from sparkframes.extraction import ExtractOptions
+from sparkframes.video_frames import extract_video_frames
+from tests.conftest import oracle_for
+from tests.videos import read_frame_number
+
+NO_GPU = cuda_devices()[0] == 0
+SCENE_VIDEOS = [
+    "h264_mp4",
+    "vfr_mkv",
+    "offset_mkv",
+    "rot90_mp4",
+    "hevc10_mkv",
+    "odd_vp9_webm",
+    "mpeg4_avi",
+    "three_frames_mp4",
+]
+
+
+def rows_of(extraction):
+    return [row for batch in extraction for row in batch]
+
+
+@pytest.mark.parametrize("name", SCENE_VIDEOS)
+def test_every_frame_in_order_at_exactly_h_by_w(catalog, name):
+    oracle = oracle_for(catalog[name])
+    ex = extract_video_frames(str(catalog[name]), (27, 48))
+    rows = rows_of(ex)
+    assert not ex.report.errors
+    assert [r.frame_index for r in rows] == list(range(len(oracle.frames)))
+    assert [r.pts_s for r in rows] == [f.pts_s for f in oracle.frames]
+    assert all(r.image.shape == (27, 48, 3) for r in rows)  # 27 rows by 48 columns, not swapped
+    got = [read_frame_number(r.image, oracle.rotation) for r in rows]
+    assert got == [f.number for f in oracle.frames]
+    assert {(r.clip_start_s, r.clip_end_s) for r in rows} == {(F(0), oracle.end_s)}
+    assert {(r.purpose, r.policy, r.target_fps) for r in rows} == {("scene", "all", None)}
+
+
+def test_pixels_equal_a_resize_of_the_oracle_frame(catalog):
+    path = str(catalog["h264_mp4"])
+    rows = rows_of(extract_video_frames(path, (27, 48)))
+    with av.open(path) as container:
+        reference = [
+            f.to_ndarray(
+                format="rgb24",
+                width=48,
+                height=27,
+                interpolation=av.video.reformatter.Interpolation.BICUBIC,
+            )
+            for f in container.decode(video=0)
+        ]
+    assert len(rows) == len(reference)
+    for row, ref in zip(rows, reference, strict=True):
+        assert np.array_equal(row.image, ref)
+
+
+def test_gpu_mode_without_a_gpu_falls_back_with_one_warning(catalog, caplog):
+    if not NO_GPU:
+        pytest.skip("this machine has a GPU: the fallback path is not taken")
+    with caplog.at_level(logging.WARNING, logger="sparkframes"):
+        choice = choose_decoder(FFMPEG_GPU, 0)
+    assert choice.mode == CPU and choice.requested == FFMPEG_GPU and choice.fallback_reason
+    ex = extract_video_frames(str(catalog["h264_mp4"]), options=ExtractOptions(decoder=choice))
+    assert len(rows_of(ex)) == 60 and ex.report.decoder == CPU
+    assert choose_decoder("pynvc", 0).mode == CPU
+    assert choose_decoder("auto", 0).mode == CPU
+
+
+def test_gpu_decoder_failing_at_decode_time_falls_back_per_video(catalog, caplog):
+    if not NO_GPU:
+        pytest.skip("this machine has a GPU: the hwaccel would not fail")
+    forced = DecoderChoice(FFMPEG_GPU, FFMPEG_GPU, 0)  # as if the probe had said yes
+    with caplog.at_level(logging.WARNING, logger="sparkframes"):
+        ex = extract_video_frames(str(catalog["h264_mp4"]), options=ExtractOptions(decoder=forced))
+        rows = rows_of(ex)
+    assert len(rows) == 60 and ex.report.decoder == CPU and not ex.report.errors
+    assert any("decoding on CPU" in r.message for r in caplog.records)
+
+
+def test_no_fallback_fails_naming_the_cause(catalog):
+    if not NO_GPU:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DecoderUnavailableError, match="Frame extraction failed: decoder pynvc"):
+        choose_decoder("pynvc", 0, no_fallback=True)
+    forced = DecoderChoice(FFMPEG_GPU, FFMPEG_GPU, 0)
+    ex = extract_video_frames(
+        str(catalog["h264_mp4"]), options=ExtractOptions(decoder=forced, no_fallback=True)
+    )
+    with pytest.raises(DecoderUnavailableError, match="Frame extraction failed"):
+        rows_of(ex)
+
+
+PEAK_RSS_SCRIPT = """
+import json, resource, sys
+from fractions import Fraction
+from pathlib import Path
+from tests.videos import VideoSpec, make_video
+from sparkframes.extraction import ExtractOptions
+from sparkframes.video_frames import extract_video_frames
+n, path = int(sys.argv[1]), Path(sys.argv[2])
+make_video(path, VideoSpec("long", "libx264", "mkv", 64, 48, n, fps=Fraction(50), gop=250,
+                           bframes=3))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ex = extract_video_frames(str(path), (27, 48), options=ExtractOptions(batch_bytes=1 << 20))
+frames = sum(len(b) for b in ex)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"frames": frames, "growth_kib": peak - before}))
+"""
+
+
+def test_memory_stays_flat_as_the_video_gets_longer(tmp_path):
+    """Peak RSS while streaming 500 vs 2,000 frames: the difference must stay small."""
+    results = {}
+    for n in (500, 2000):
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_SCRIPT, str(n), str(tmp_path / f"v{n}.mkv")],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        results[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert results[500]["frames"] == 500 and results[2000]["frames"] == 2000
+    # 1,500 more frames are 5.8 MiB of output; streaming must not keep them.
+    assert results[2000]["growth_kib"] - results[500]["growth_kib"] < 4 * 1024, results
