@@ -1,0 +1,37 @@
+"""sparkframes: Spark-native video frame extraction for ML data curation.
+
+Library entry points (no Spark needed): ``extract_clip_frames`` and ``extract_video_frames``.
+Reading the output table: ``read_frames`` (Arrow tensors), ``frames_to_numpy``, ``read_errors``.
+The Spark jobs are the ``sparkframes`` command and ``jobs/*.py`` under spark-submit.
+"""
+
+from sparkframes.clip_frames import extract_clip_frames
+from sparkframes.errors import FrameExtractionError
+from sparkframes.extraction import ExtractedFrame, ExtractOptions
+from sparkframes.spans import ClipSpan, FixedStride
+from sparkframes.specs import ExtractionSpec, Policy
+from sparkframes.table.reader import (
+    frames_to_numpy,
+    read_errors,
+    read_frame_groups,
+    read_frames,
+    read_table,
+)
+from sparkframes.video_frames import extract_video_frames
+
+__all__ = [
+    "ClipSpan",
+    "ExtractOptions",
+    "ExtractedFrame",
+    "ExtractionSpec",
+    "FixedStride",
+    "FrameExtractionError",
+    "Policy",
+    "extract_clip_frames",
+    "extract_video_frames",
+    "frames_to_numpy",
+    "read_errors",
+    "read_frame_groups",
+    "read_frames",
+    "read_table",
+]
