@@ -41,6 +41,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="GPU tasks sharing one GPU (each asks Spark for 1/N of a GPU)",
     )
     p.add_argument("--batch-size", type=int, help="frames per NVDEC batch (pynvc, default 64)")
+    p.add_argument(
+        "--video-timeout-s",
+        type=float,
+        help="stop and record a video still decoding after this long (default 3600)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,6 +75,9 @@ class CommonConfig:
     no_fallback: bool = False  # a GPU mode that cannot run fails instead of using the CPU
     streams_per_gpu: int = 1  # GPU tasks ask Spark for 1/streams_per_gpu of a GPU each
     batch_size: int = 64  # frames per NVDEC batch (pynvc)
+    #: Per-video time limit; each video decodes in a child process that is killed at the limit
+    #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
+    video_timeout_s: float = 3600.0
 
     def validate(self) -> None:
         if not self.input or not self.output:
@@ -85,6 +88,8 @@ class CommonConfig:
             raise ValueError(f"--decoder-mode must be one of {DECODER_MODES}")
         if not 0 <= self.max_error_rate <= 1:
             raise ValueError("--max-error-rate must be within [0, 1]")
+        if self.video_timeout_s < 0:
+            raise ValueError("--video-timeout-s must be >= 0 (0: no limit, no isolation)")
         if self.streams_per_gpu < 1 or self.batch_size < 1:
             raise ValueError("--streams-per-gpu and --batch-size must be >= 1")
 

@@ -19,6 +19,17 @@ class FrameExtractionError(Exception):
         where = f"{video_path}" + (f" [clip {clip_id}]" if clip_id is not None else "")
         super().__init__(f"{where}: {cause}")
 
+    def __reduce__(self) -> tuple:
+        # Errors cross process boundaries (isolated decodes, Spark results): rebuild them from
+        # their parts, not from the formatted message.
+        return (_rebuild, (type(self), self.video_path, self.cause, self.clip_id))
+
+
+def _rebuild(
+    cls: type[FrameExtractionError], video_path: str, cause: str, clip_id: str | None
+) -> FrameExtractionError:
+    return cls(video_path, cause, clip_id=clip_id)
+
 
 class VideoOpenError(FrameExtractionError):
     """The file is missing, unreadable, or not a container FFmpeg understands."""
@@ -48,6 +59,24 @@ class SpanError(FrameExtractionError):
     """A clip span is invalid (start >= end, negative) or holds no frame of the video."""
 
     stage = "plan"
+
+
+class NotAVideoError(FrameExtractionError):
+    """The file is a still image (or another single-picture format) with a video extension."""
+
+    stage = "open"
+
+
+class VideoTimeoutError(FrameExtractionError):
+    """Extraction of this video ran past the per-video time limit and was stopped."""
+
+    stage = "decode"
+
+
+class DecoderCrashError(FrameExtractionError):
+    """The process decoding this video died (a crash inside FFmpeg, or it was killed)."""
+
+    stage = "decode"
 
 
 class DecodeError(FrameExtractionError):

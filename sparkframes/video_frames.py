@@ -95,6 +95,10 @@ class VideoFrameExtraction(Extraction):
                     if batch := batcher.add(row(index, frame.pts, to_rgb(frame, self.output_hw))):
                         yield batch
                     index += 1
+                if index == 0 and not decoder.failures:
+                    self.report.errors.append(
+                        DecodeError(self.video_path, "the decoder produced no frame at all")
+                    )
                 if decoder.failures:
                     failure = decoder.failures[0]
                     at = (

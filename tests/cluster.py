@@ -51,11 +51,15 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float 
 
 @contextlib.contextmanager
 def standalone_cluster(
-    workdir: Path, cores: int = 2, memory: str = "2g", worker_opts: str = ""
+    workdir: Path, cores: int = 2, memory: str = "2g", worker_opts: str = "", workers: int = 1
 ) -> Iterator[str]:
-    """Start a master and one worker; yield the master URL; stop both."""
+    """Start a master and ``workers`` workers; yield the master URL; stop them all.
+
+    Worker i listens on 127.0.0.(i+1): distinct hosts on loopback, so Spark treats them as
+    different machines (it never runs a speculative copy on the host of the original).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    port, ui, worker_ui = free_port(), free_port(), free_port()
+    port, ui = free_port(), free_port()
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     procs: list[subprocess.Popen] = []
     try:
@@ -78,32 +82,40 @@ def standalone_cluster(
         procs.append(master)
         _wait_for_port(port, master, master_log)
         url = f"spark://127.0.0.1:{port}"
-        worker_log = workdir / "worker.log"
-        env = spark_env({"SPARK_WORKER_OPTS": worker_opts, "SPARK_WORKER_DIR": str(workdir / "w")})
-        worker = subprocess.Popen(
-            [
-                spark_class,
-                "org.apache.spark.deploy.worker.Worker",
-                url,
-                "--host",
-                "127.0.0.1",
-                "--cores",
-                str(cores),
-                "--memory",
-                memory,
-                "--webui-port",
-                str(worker_ui),
-            ],
-            stdout=worker_log.open("w"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        procs.append(worker)
-        deadline = time.monotonic() + 60
-        while "Successfully registered with master" not in worker_log.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not register:\n{worker_log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        for i in range(workers):
+            host = f"127.0.0.{i + 1}"
+            log = workdir / f"worker{i}.log"
+            env = spark_env(
+                {
+                    "SPARK_WORKER_OPTS": worker_opts,
+                    "SPARK_LOCAL_IP": host,
+                    "SPARK_WORKER_DIR": str(workdir / f"w{i}"),
+                }
+            )
+            worker = subprocess.Popen(
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    url,
+                    "--host",
+                    host,
+                    "--cores",
+                    str(cores),
+                    "--memory",
+                    memory,
+                    "--webui-port",
+                    str(free_port()),
+                ],
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            procs.append(worker)
+            deadline = time.monotonic() + 60
+            while "Successfully registered with master" not in log.read_text():
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker did not register:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
         yield url
     finally:
         for proc in reversed(procs):

@@ -15,6 +15,7 @@ from av.codec.hwaccel import HWAccel
 
 from sparkframes.errors import (
     EmptyVideoError,
+    NotAVideoError,
     NoVideoStreamError,
     VideoOpenError,
     VideoTooLargeError,
@@ -73,6 +74,10 @@ def open_container(path: str, hwaccel: HWAccel | None = None) -> av.container.In
             raise VideoOpenError(path, "no such file")
         if os.path.isdir(path):
             raise VideoOpenError(path, "is a directory, not a video file")
+        if not os.path.isfile(path):
+            raise VideoOpenError(path, "is not a regular file (a pipe or device?)")
+        if not os.access(path, os.R_OK):
+            raise VideoOpenError(path, "permission denied (the file is not readable)")
         if os.path.getsize(path) == 0:
             raise VideoOpenError(path, "file is empty (0 bytes)")
     if hwaccel is not None:
@@ -110,7 +115,10 @@ def open_video(
     container = open_container(path, hwaccel)
     try:
         if not container.streams.video:
-            raise NoVideoStreamError(path, "no video stream in the file")
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise NoVideoStreamError(path, f"no video stream in the file (streams: {kinds})")
+        if _is_still_image(container):
+            raise NotAVideoError(path, f"is a still image ({container.format.name}), not a video")
         stream = container.streams.video[0]
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > max_pixels:
@@ -153,6 +161,13 @@ def _index(
     if len(timeline) == 0:
         raise EmptyVideoError(path, "the video stream has no frame with a presentation timestamp")
     return timeline
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """FFmpeg reads image files with its ``image2`` or ``<codec>_pipe`` demuxers (png_pipe,
+    jpeg_pipe, …): a still picture with a video extension. Animated GIF/WebP stay videos."""
+    name = container.format.name
+    return name == "image2" or name.endswith("_pipe")
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:

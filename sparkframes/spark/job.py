@@ -26,6 +26,8 @@ from sparkframes.spark.inputs import InputVideo, read_input
 from sparkframes.spark.resources import stage_profile
 from sparkframes.spark.tasks import (
     FAIL_FIRST_ATTEMPT_CONF,
+    KILL_FIRST_ATTEMPT_CONF,
+    SLOW_FIRST_ATTEMPT_CONF,
     TaskSettings,
     VideoOutcome,
     VideoWork,
@@ -215,7 +217,10 @@ def _run(
             batch_size=config.batch_size,
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
+            video_timeout_s=config.video_timeout_s,
             fail_first_attempt=_int_list(spark.conf.get(FAIL_FIRST_ATTEMPT_CONF, "")),
+            kill_first_attempt=_int_list(spark.conf.get(KILL_FIRST_ATTEMPT_CONF, "")),
+            slow_first_attempt=_int_list(spark.conf.get(SLOW_FIRST_ATTEMPT_CONF, "")),
             **kind_settings,
         )
         n = config.partitions or 2 * sc.defaultParallelism

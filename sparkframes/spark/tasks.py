@@ -7,26 +7,35 @@ Spark's Arrow bridge and the driver decides which attempt's files become the tab
 
 from __future__ import annotations
 
+import os
 import posixpath
+import signal
+import time
 import traceback
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sparkframes.clip_frames import extract_clip_frames
-from sparkframes.decoding.backends import choose_decoder
+from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
 from sparkframes.errors import FrameExtractionError
 from sparkframes.extraction import Extraction, ExtractOptions
+from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.specs import ExtractionSpec
 from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, resolve
-from sparkframes.table.schema import errors_to_batch, frames_to_batch
+from sparkframes.table.schema import errors_to_batch
 from sparkframes.table.writer import StagingWriter
 from sparkframes.video_frames import extract_video_frames
 
-#: Test hook (a Spark conf): attempt 0 of the listed partitions fails after writing its files, so
-#: tests can check that a retried attempt never adds duplicate rows. Comma-separated ids.
+#: Test hooks (Spark confs, comma-separated partition ids): attempt 0 of the listed partitions
+#: raises (FAIL) or kills its own Python worker with SIGKILL (KILL) after writing its files, so
+#: tests can check that a retried attempt never adds duplicate or loses rows.
 FAIL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.failFirstAttempt"
+KILL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.killFirstAttempt"
+#: ...or stalls for SLOW_ATTEMPT_S after staging its files (to let speculation overtake it, or a
+#: test kill the driver while files are staged).
+SLOW_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.slowFirstAttempt"
+SLOW_ATTEMPT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,10 @@ class TaskSettings:
     batch_size: int = 64
     threads: int = 0  # 0: the task's cpus
     max_pixels: int = 8192 * 8192
+    video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
     fail_first_attempt: tuple[int, ...] = ()  # test hook, see FAIL_FIRST_ATTEMPT_CONF
+    kill_first_attempt: tuple[int, ...] = ()  # test hook, see KILL_FIRST_ATTEMPT_CONF
+    slow_first_attempt: tuple[int, ...] = ()  # test hook, see SLOW_FIRST_ATTEMPT_CONF
 
 
 def run_partition(
@@ -111,6 +123,10 @@ def run_partition(
             key = UnitKey(work.size, work.mtime_ns, request_key)
             result.units.append(UnitResult(work.video_path, purpose, key))
     result.files = writer.close()
+    if attempt == 0 and partition_id in settings.slow_first_attempt:
+        time.sleep(SLOW_ATTEMPT_S)
+    if attempt == 0 and partition_id in settings.kill_first_attempt:
+        os.kill(os.getpid(), signal.SIGKILL)
     if attempt == 0 and partition_id in settings.fail_first_attempt:
         raise RuntimeError(f"test hook: failing attempt 0 of partition {partition_id}")
     return result, outcomes
@@ -132,21 +148,21 @@ def _run_video(
 ) -> VideoOutcome:
     outcome = VideoOutcome(work.video_path)
     extraction = _extraction(work, settings, options)
+    batches = (
+        run_isolated(extraction, settings.video_timeout_s)
+        if settings.video_timeout_s > 0
+        else run_inline(extraction)
+    )
     errors: list[BaseException] = []
     try:
-        for batch in extraction:
-            by_purpose = defaultdict(list)
-            for row in batch:
-                by_purpose[row.purpose].append(row)
-            for purpose, rows in by_purpose.items():
-                decoder = extraction.report.decoder
-                writer.write_frames(purpose, frames_to_batch(rows, decoder), work.video_path)
-                outcome.frames_by_purpose[purpose] = outcome.frames_by_purpose.get(
-                    purpose, 0
-                ) + len(rows)
+        for purpose, batch in batches:
+            writer.write_frames(purpose, batch, work.video_path)
+            outcome.frames_by_purpose[purpose] = (
+                outcome.frames_by_purpose.get(purpose, 0) + batch.num_rows
+            )
+    except DecoderUnavailableError:
+        raise  # --no-fallback: the run must fail, loudly
     except Exception as exc:  # a bug or resource error must cost one video, not the task
-        if type(exc).__name__ == "DecoderUnavailableError":
-            raise  # --no-fallback: the run must fail, loudly
         errors.append(_InternalError(work.video_path, exc))
     report = extraction.report
     errors = [*report.errors, *errors]

@@ -75,6 +75,14 @@ def frames_to_batch(rows: Sequence, decoder: str = "ffmpeg_cpu") -> pa.RecordBat
     return pa.RecordBatch.from_arrays(columns, schema=FRAMES_SCHEMA)
 
 
+def rows_to_batches(rows: Sequence, decoder: str) -> list[tuple[str, pa.RecordBatch]]:
+    """Rows of any purposes to one record batch per purpose (the purpose is the partition)."""
+    by_purpose: dict[str, list] = {}
+    for row in rows:
+        by_purpose.setdefault(row.purpose, []).append(row)
+    return [(p, frames_to_batch(r, decoder)) for p, r in by_purpose.items()]
+
+
 def _binary_frames(images: Sequence) -> pa.Array:
     """One BINARY value per image, built with a single copy of the pixels."""
     import numpy as np

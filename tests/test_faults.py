@@ -1,0 +1,236 @@
+"""Faults and limits on real Spark: hangs, crashes, killed workers and drivers, speculation,
+error budgets, idempotence, and names that must not escape the table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sparkframes.config import ClipFramesConfig, build_config
+from sparkframes.errors import DecoderCrashError
+from sparkframes.extraction import Extraction, ExtractOptions
+from sparkframes.isolation import run_isolated
+from sparkframes.spark.job import exit_code, run_clip_frames
+from sparkframes.spark.tasks import KILL_FIRST_ATTEMPT_CONF
+from sparkframes.table.commit import staging_root
+from sparkframes.table.reader import read_errors, read_table
+from tests.cluster import REPO, SPARK_HOME, spark_env
+
+KEY = ["video_path", "clip_id", "target_fps", "frame_index"]
+
+
+def write_input(path: Path, videos: list[str], clip_ids: list[str | None] | None = None) -> str:
+    table = pa.table(
+        {"video_path": videos, "clip_id": clip_ids or [None] * len(videos)},
+        schema=pa.schema([("video_path", pa.string()), ("clip_id", pa.string())]),
+    )
+    pq.write_table(table, path)
+    return str(path)
+
+
+def run(spark, input_path: str, output: Path, **flags):
+    config = build_config(ClipFramesConfig, {"input": input_path, "output": str(output), **flags})
+    return run_clip_frames(spark, config)
+
+
+def rows(output: Path) -> pa.Table:
+    table = read_table(str(output))
+    return table.sort_by([(k, "ascending") for k in KEY])
+
+
+@contextlib.contextmanager
+def stalled_http_server(hold_s: float = 30.0) -> Iterator[str]:
+    """A loopback HTTP server that accepts and then never answers (bounded: hold_s, then stop)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.5)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        deadline = time.monotonic() + hold_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                held.append(conn)  # read nothing, answer nothing
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/stalled.mp4"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_hung_decoder_is_stopped_and_recorded(spark, tmp_path, catalog):
+    good = str(catalog["h264_mp4"])
+    with stalled_http_server() as url:
+        inputs = write_input(tmp_path / "in.parquet", [url, good])
+        started = time.monotonic()
+        summary = run(spark, inputs, tmp_path / "out", video_timeout_s=3)
+        elapsed = time.monotonic() - started
+    assert elapsed < 60
+    assert summary.videos_processed == 2 and summary.videos_failed == 1
+    errors = read_errors(str(tmp_path / "out")).to_pylist()
+    assert [(e["video_path"], e["error_class"]) for e in errors] == [(url, "VideoTimeoutError")]
+    assert "time limit of 3 s" in errors[0]["message"]
+    assert set(read_table(str(tmp_path / "out"))["video_path"].to_pylist()) == {good}
+
+
+class _DiesMidway(Extraction):
+    """A real child-process death while decoding (what a segfault in FFmpeg looks like)."""
+
+    def _run(self, choice):
+        os.kill(os.getpid(), signal.SIGKILL)
+        yield []
+
+
+def test_a_crashing_decoder_process_costs_one_video(tmp_path):
+    extraction = _DiesMidway(str(tmp_path / "v.mp4"), ExtractOptions())
+    assert list(run_isolated(extraction, timeout_s=30)) == []
+    (error,) = extraction.report.errors
+    assert isinstance(error, DecoderCrashError) and "signal 9" in str(error)
+
+
+def test_killed_python_worker_is_retried_without_duplicates(spark, tmp_path, catalog):
+    videos = [str(catalog[n]) for n in ("h264_mp4", "hevc_mp4", "vp9_webm", "ntsc_mp4")]
+    inputs = write_input(tmp_path / "in.parquet", videos)
+    run(spark, inputs, tmp_path / "clean", partitions=2)
+    spark.conf.set(KILL_FIRST_ATTEMPT_CONF, "0,1")
+    try:
+        run(spark, inputs, tmp_path / "killed", partitions=2)
+    finally:
+        spark.conf.unset(KILL_FIRST_ATTEMPT_CONF)
+    assert rows(tmp_path / "killed").equals(rows(tmp_path / "clean"))
+    assert not Path(staging_root(str(tmp_path / "killed"))).exists()
+
+
+def test_the_same_run_twice_gives_identical_content(spark, tmp_path, catalog):
+    videos = [str(catalog[n]) for n in ("h264_mp4", "vfr_mkv", "rot90_mp4")]
+    inputs = write_input(tmp_path / "in.parquet", videos)
+    run(spark, inputs, tmp_path / "a", target_res="40x40")
+    run(spark, inputs, tmp_path / "b", target_res="40x40")
+    assert rows(tmp_path / "a").equals(rows(tmp_path / "b"))
+
+
+def test_error_budget_sets_the_exit_code(spark, tmp_path, catalog):
+    inputs = write_input(
+        tmp_path / "in.parquet", [str(catalog["h264_mp4"]), str(tmp_path / "gone.mp4")]
+    )
+    summary = run(spark, inputs, tmp_path / "out")
+    assert summary.videos_failed == 1 and summary.error_rate == 0.5
+    assert "1 failed" in summary.line()
+    assert exit_code(summary, max_error_rate=0.25) == 3
+    assert exit_code(summary, max_error_rate=0.5) == 0
+
+
+def test_names_never_escape_the_output(spark, tmp_path, catalog):
+    evil = "../../../escaped"
+    inputs = write_input(tmp_path / "in.parquet", [str(catalog["h264_mp4"])], [evil])
+    run(spark, inputs, tmp_path / "out")
+    assert read_table(str(tmp_path / "out"))["clip_id"].to_pylist()[0] == evil
+    outside = {p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts[:1]}
+    assert outside == {tmp_path / "in.parquet"}
+    with pytest.raises(ValueError, match="becomes a folder name"):
+        build_config(ClipFramesConfig, {"input": inputs, "output": "o", "purpose": "../x"})
+
+
+def _submit_local(args: list[str], conf: dict[str, str]) -> subprocess.Popen:
+    cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", "local[2,4]"]
+    for k, v in conf.items():
+        cmd += ["--conf", f"{k}={v}"]
+    cmd += [str(REPO / "jobs" / "clip_frames.py"), *args]
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=spark_env(),
+        start_new_session=True,
+    )
+
+
+def test_killed_driver_leaves_the_previous_table_and_the_next_run_completes(tmp_path, catalog):
+    out = tmp_path / "out"
+    first = [str(catalog["h264_mp4"])]
+    more = first + [str(catalog[n]) for n in ("hevc_mp4", "vp9_webm", "av1_mkv", "ntsc_mp4")]
+    args = ["--output", str(out), "--partitions", "5"]
+    proc = _submit_local(["--input", write_input(tmp_path / "a.parquet", first), *args], {})
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
+    before = rows(out)
+    # Second run, with slow tasks: kill the driver once tasks have staged files.
+    proc = _submit_local(
+        ["--input", write_input(tmp_path / "b.parquet", more), *args],
+        {"spark.sparkframes.test.slowFirstAttempt": "0,1,2,3,4"},
+    )
+    staging = Path(staging_root(str(out)))
+    deadline = time.monotonic() + 240
+    while not any(staging.rglob("*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert any(staging.rglob("*.parquet")), "the run was killed before it staged anything"
+    assert rows(out).equals(before)  # readers still see the previous table, whole
+    proc = _submit_local(["--input", str(tmp_path / "b.parquet"), *args], {})
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "4 videos processed, 1 up to date" in stdout
+    assert set(read_table(str(out))["video_path"].to_pylist()) == set(more)
+
+
+def test_speculative_attempts_change_nothing(tmp_path, catalog):
+    """Speculation is off in local mode, so this runs on a real standalone cluster."""
+    from tests.cluster import spark_submit, standalone_cluster
+
+    videos = [str(catalog[n]) for n in ("h264_mp4", "hevc_mp4", "vp9_webm", "ntsc_mp4")]
+    inputs = write_input(tmp_path / "in.parquet", videos)
+    base = ["--input", inputs, "--partitions", "4"]
+    speculative = {
+        "spark.speculation": "true",
+        "spark.speculation.interval": "100ms",
+        "spark.speculation.multiplier": "1.5",
+        "spark.speculation.quantile": "0.5",
+        "spark.speculation.minTaskRuntime": "500ms",
+        "spark.speculation.efficiency.enabled": "false",
+        # Attempt 0 of partition 3 stages its files, then stalls: a speculative copy overtakes.
+        "spark.sparkframes.test.slowFirstAttempt": "3",
+        "spark.executor.memory": "1g",
+    }
+    # Two workers on two loopback hosts, one core each: the copy runs beside the stalled original.
+    with standalone_cluster(tmp_path / "cluster", cores=1, memory="1g", workers=2) as master:
+        plain = spark_submit(
+            master,
+            "jobs/clip_frames.py",
+            [*base, "--output", str(tmp_path / "plain")],
+            conf={"spark.executor.memory": "1g"},
+        )
+        assert plain.returncode == 0, plain.stderr[-3000:]
+        started = time.monotonic()
+        spec = spark_submit(
+            master,
+            "jobs/clip_frames.py",
+            [*base, "--output", str(tmp_path / "spec")],
+            conf=speculative,
+        )
+        elapsed = time.monotonic() - started
+    assert spec.returncode == 0, spec.stderr[-3000:]
+    # Finishing well before the stalled attempt would have means a speculative copy won.
+    assert elapsed < 30, elapsed
+    assert rows(tmp_path / "spec").equals(rows(tmp_path / "plain"))
+    assert not Path(staging_root(str(tmp_path / "spec"))).exists()
