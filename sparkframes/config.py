@@ -78,6 +78,7 @@ class CommonConfig:
     #: Per-video time limit; each video decodes in a child process that is killed at the limit
     #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
     video_timeout_s: float = 3600.0
+    progress: bool = True  # local runs: a videos/frames/errors progress line on stderr
 
     def validate(self) -> None:
         if not self.input or not self.output:

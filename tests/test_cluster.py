@@ -71,6 +71,7 @@ def test_console_command_with_a_config_file(tmp_path, catalog):
         (32, 48)
     }
     assert "1 videos processed" in result.stdout
+    assert "[sparkframes] videos 1/1 |" in result.stderr  # the local progress line
 
 
 def test_cli_rejects_bad_flags_with_a_clear_message(tmp_path):

@@ -23,7 +23,8 @@ from pyspark.sql import SparkSession
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.inputs import InputVideo, read_input
-from sparkframes.spark.resources import stage_profile
+from sparkframes.spark.progress import ProgressLine
+from sparkframes.spark.resources import is_local, stage_profile
 from sparkframes.spark.tasks import (
     FAIL_FIRST_ATTEMPT_CONF,
     KILL_FIRST_ATTEMPT_CONF,
@@ -221,6 +222,11 @@ def _run(
             fail_first_attempt=_int_list(spark.conf.get(FAIL_FIRST_ATTEMPT_CONF, "")),
             kill_first_attempt=_int_list(spark.conf.get(KILL_FIRST_ATTEMPT_CONF, "")),
             slow_first_attempt=_int_list(spark.conf.get(SLOW_FIRST_ATTEMPT_CONF, "")),
+            progress_dir=(
+                posixpath.join(staging_root(root), run_id, "_progress")
+                if is_local(sc) and isinstance(fs, pafs.LocalFileSystem)
+                else None
+            ),
             **kind_settings,
         )
         n = config.partitions or 2 * sc.defaultParallelism
@@ -232,8 +238,14 @@ def _run(
         if profile is not None:
             rdd = rdd.withResources(profile)
         sc.setJobDescription(f"sparkframes {command}: {len(works)} videos")
+        progress = (
+            ProgressLine(settings.progress_dir, len(works))
+            if settings.progress_dir and config.progress
+            else contextlib.nullcontext()
+        )
         try:
-            results = rdd.collect()
+            with progress:
+                results = rdd.collect()
         except BaseException:
             _discard_staging(fs, root, run_id)  # the table stays as it was
             raise

@@ -31,7 +31,9 @@ def get_session(
     if is_local:
         # Python workers must run the interpreter that has sparkframes installed.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.ui.showConsoleProgress", "true")
+        # sparkframes prints its own line (videos, frames/s, errors; spark/progress.py):
+        # Spark's bar counts tasks, which hold many videos, and the two would overwrite.
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
         builder = builder.config(
             "spark.ui.enabled", os.environ.get("SPARKFRAMES_SPARK_UI", "false")
         )

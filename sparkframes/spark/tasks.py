@@ -21,6 +21,7 @@ from sparkframes.errors import FrameExtractionError
 from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
+from sparkframes.spark.progress import write_progress
 from sparkframes.specs import ExtractionSpec
 from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, resolve
 from sparkframes.table.schema import errors_to_batch
@@ -89,6 +90,7 @@ class TaskSettings:
     threads: int = 0  # 0: the task's cpus
     max_pixels: int = 8192 * 8192
     video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
+    progress_dir: str | None = None  # local runs: where tasks leave their counts
     fail_first_attempt: tuple[int, ...] = ()  # test hook, see FAIL_FIRST_ATTEMPT_CONF
     kill_first_attempt: tuple[int, ...] = ()  # test hook, see KILL_FIRST_ATTEMPT_CONF
     slow_first_attempt: tuple[int, ...] = ()  # test hook, see SLOW_FIRST_ATTEMPT_CONF
@@ -115,10 +117,16 @@ def run_partition(
     )
     result = AttemptResult(staging_dir=attempt_dir)
     outcomes = []
+    counts = {"videos": 0, "frames": 0, "errors": 0}
     for work in works:
         outcome = _run_video(work, settings, options, writer)
         outcome.gpu_address = gpu_address
         outcomes.append(outcome)
+        if settings.progress_dir:
+            counts["videos"] += 1
+            counts["frames"] += sum(outcome.frames_by_purpose.values())
+            counts["errors"] += int(outcome.errors > 0)
+            write_progress(settings.progress_dir, partition_id, attempt, counts)
         for purpose, request_key in work.request_keys.items():
             key = UnitKey(work.size, work.mtime_ns, request_key)
             result.units.append(UnitResult(work.video_path, purpose, key))
