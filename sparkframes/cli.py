@@ -70,7 +70,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="make a sample video and run clip-frames on it locally")
     demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
     demo.add_argument("--master", help="Spark master URL (default: local)")
+    _preview_parser(sub)
+    inspect = sub.add_parser("inspect", help="what the decoder sees in one video (no Spark)")
+    inspect.add_argument("video", help="video file")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _preview_parser(sub: Any) -> None:
+    preview = sub.add_parser(
+        "preview",
+        help="contact sheet (PNG/JPEG/HTML) of a frames table, or straight from videos",
+    )
+    preview.add_argument("table", nargs="?", help="frames table folder (or URI)")
+    preview.add_argument("--purpose", help="the purpose to show (needed with a table)")
+    preview.add_argument("--videos", help="comma-separated video paths or basenames to show")
+    preview.add_argument(
+        "--from-videos",
+        help="comma-separated video files: a sheet straight from them, no table or Spark",
+    )
+    preview.add_argument(
+        "--exact",
+        action="store_true",
+        help="with --from-videos: exact nearest frames (full decode), not keyframes",
+    )
+    preview.add_argument(
+        "--output", default="preview.png", help=".png, .jpg or .html (default: preview.png)"
+    )
+    preview.add_argument("--max-clips", type=int, default=20, help="rows of a table sheet")
+    preview.add_argument("--max-frames", type=int, default=12, help="thumbnails per row")
+    preview.add_argument("--thumb-height", type=int, default=96, help="thumbnail height (px)")
 
 
 _NOT_CONFIG = {"command", "config"}
@@ -99,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args = build_parser().parse_args(argv)
         return run_demo(args.workdir, args.master)
+    if argv[:1] == ["preview"]:
+        return _preview(build_parser().parse_args(argv))
+    if argv[:1] == ["inspect"]:
+        return _inspect(build_parser().parse_args(argv))
     try:
         command, config = parse_config(argv)
     except ValueError as exc:
@@ -123,6 +156,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 4
     print(summary.line())
     return exit_code(summary, config.max_error_rate)
+
+
+def _split(values: str | None) -> list[str]:
+    return [v.strip() for v in (values or "").split(",") if v.strip()]
+
+
+def _preview(args: argparse.Namespace) -> int:
+    """A contact sheet from a table or from videos; prints the path written. No Spark."""
+    from sparkframes.errors import FrameExtractionError
+    from sparkframes.preview import contact_sheet, video_contact_sheet
+
+    if (args.table is None) == (args.from_videos is None):
+        message = "preview needs a table folder or --from-videos (not both)"
+        print(f"sparkframes: {message}", file=sys.stderr)
+        return 2
+    try:
+        if args.from_videos is not None:
+            videos = _split(args.from_videos)
+            if not videos:
+                raise ValueError("--from-videos names no video")
+            if args.purpose or args.videos:
+                raise ValueError("--purpose and --videos apply to a table, not --from-videos")
+            sheet = video_contact_sheet(
+                videos,
+                args.output,
+                exact=args.exact,
+                max_frames=args.max_frames,
+                thumb_height=args.thumb_height,
+            )
+        else:
+            if not args.purpose:
+                raise ValueError("--purpose is needed with a table")
+            if args.exact:
+                raise ValueError("--exact applies to --from-videos (a table's frames are exact)")
+            sheet = contact_sheet(
+                args.table,
+                args.purpose,
+                _split(args.videos) or None,
+                output=args.output,
+                max_clips=args.max_clips,
+                max_frames_per_clip=args.max_frames,
+                thumb_height=args.thumb_height,
+            )
+    except (FrameExtractionError, ValueError, FileNotFoundError) as exc:
+        print(f"sparkframes: {exc}", file=sys.stderr)
+        return 2
+    print(sheet.path)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """Print ``inspect_video``'s report (text or JSON); a file that will not open exits 2."""
+    import json
+
+    from sparkframes.errors import FrameExtractionError
+    from sparkframes.inspection import format_inspection, inspect_video
+
+    try:
+        info = inspect_video(args.video)
+    except FrameExtractionError as exc:
+        print(f"sparkframes: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=2) if args.json else format_inspection(info))
+    return 0
 
 
 def _frame_extraction_failure(exc: BaseException) -> str | None:

@@ -325,6 +325,8 @@ def test_cli_table_sheets(table, catalog, tmp_path):
     assert result.returncode == 2 and "no frames of purpose 'nope'" in result.stderr
     result = _cli(str(table), "--output", str(tmp_path / "x.png"))
     assert result.returncode == 2 and "--purpose" in result.stderr
+    result = _cli(str(table), "--purpose", "embeddings", "--exact")
+    assert result.returncode == 2 and "--exact applies to --from-videos" in result.stderr
 
 
 def test_cli_sheets_from_videos(catalog, tmp_path):

@@ -84,25 +84,25 @@ class _Reader:
     def seek_to(self, target: int) -> bool:
         """Position the reader at or before decode position ``target``, on a keyframe.
 
-        Returns False (and reopens the file at its start) when the demuxer landed after the
-        target or somewhere that is not in the index.
+        Seeks to the keyframe's pts first (MP4 and Matroska demuxers land exactly on it); if that
+        lands after the target it tries the keyframe's dts, which is never later. Returns False
+        (and reopens the file at its start) when neither lands somewhere usable.
         """
         info = self.source.timeline.packets[target]
-        stamps = [t for t in (info.pts, info.dts) if t is not None]
-        if stamps:
+        for stamp in dict.fromkeys(t for t in (info.pts, info.dts) if t is not None):
             try:
                 self.source.container.seek(
-                    min(stamps), stream=self.source.stream, backward=True, any_frame=False
+                    stamp, stream=self.source.stream, backward=True, any_frame=False
                 )
-                self._packets = self._demux()
-                self._peeked = next(self._packets, None)
-                if self._peeked is not None:
-                    landed = self._by_ts.get((self._peeked.pts, self._peeked.dts))
-                    if landed is not None and landed <= target:
-                        self.pos = landed
-                        return True
             except av.error.FFmpegError:
-                pass
+                continue
+            self._packets = self._demux()
+            self._peeked = next(self._packets, None)
+            if self._peeked is not None:
+                landed = self._by_ts.get((self._peeked.pts, self._peeked.dts))
+                if landed is not None and landed <= target:
+                    self.pos = landed
+                    return True
         self.source.reopen()
         self._packets = self._demux()
         self._peeked = None
