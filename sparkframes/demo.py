@@ -75,4 +75,8 @@ def run_demo(workdir: str, master: str | None = None) -> int:
     frames = frames_to_numpy(table)
     print(f"read back: {table.num_rows} embeddings frames as {table.schema.field('frame').type}")
     print(f"numpy: {frames.shape} {frames.dtype}; table at {out}")
+    from sparkframes.preview.contact_sheet import contact_sheet
+
+    sheet = contact_sheet(str(out), "embeddings", output=str(root / "contact_sheet.png"))
+    print(f"contact sheet: {sheet.path}")
     return 0

@@ -52,6 +52,7 @@ def workdir(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "read back: 24 embeddings frames" in result.stdout
+    assert (work / "demo" / "contact_sheet.png").exists()
     shutil.copy(work / "demo" / "sample.mp4", work / "video.mp4")
     pq.write_table(pa.table({"video_path": [str(work / "video.mp4")]}), work / "videos.parquet")
     return work
@@ -82,6 +83,35 @@ def test_the_two_commands_run_as_written(table):
         "purpose=aesthetics",
         "purpose=scene",
     }
+
+
+def test_the_preview_and_inspect_commands_run(table):
+    for body in blocks("bash"):
+        for argv in commands(body):
+            if argv[:2] in (["sparkframes", "preview"], ["sparkframes", "inspect"]):
+                result = subprocess.run(
+                    [sys.executable, "-m", "sparkframes.cli", *argv[1:]],
+                    cwd=table.parent,
+                    capture_output=True,
+                    text=True,
+                    env=spark_env(),
+                    timeout=300,
+                )
+                assert result.returncode == 0, (argv, result.stderr[-3000:])
+    assert (table.parent / "sheet.png").stat().st_size > 0
+    assert "<img" in (table.parent / "preview.html").read_text()
+
+
+def test_the_example_script_runs(table):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "explore_frames.py"), str(table)],
+        capture_output=True,
+        text=True,
+        env=spark_env(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "contact sheet:" in result.stdout and "first clip as (T, H, W, 3)" in result.stdout
 
 
 def test_the_code_snippets_run(table, spark, monkeypatch):

@@ -1,0 +1,1 @@
+"""Benchmarks for sparkframes (run as modules: ``python -m bench.decode_bench``)."""

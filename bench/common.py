@@ -1,0 +1,460 @@
+"""Shared by the benchmarks: cached synthetic test videos, machine facts, timing, RESULTS.md.
+
+The videos are made with PyAV's own encoders so the benchmark needs nothing but the venv. Their
+content moves (a panning textured background, a travelling gradient, film grain, moving shapes
+and two scene cuts) so that bitrates, motion vectors and GOP decisions look like real footage
+rather than a flat frame the decoder gets through for free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TypeVar
+
+import av
+import imageio_ffmpeg
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+CACHE_DIR = BENCH_DIR / ".cache"  # git-ignored
+RESULTS_PATH = BENCH_DIR / "RESULTS.md"
+
+RESULTS_HEADER = """# sparkframes benchmarks
+
+Measured on whatever machine ran them last; see each section's machine line. Absolute times on a
+shared machine are noisy, so every section reports **ratios against baselines measured in the
+same run**, with measurements interleaved and the median taken over repetitions.
+
+Reproduce (from the repository root, with the project's venv):
+
+```
+python -m bench.decode_bench          # decode: sparkframes vs ffmpeg CLI / PyAV baselines
+python -m bench.table_bench           # frames table: Parquet round trip of stored forms
+```
+
+Both accept `--quick` for a short smoke run (small videos, one repetition). Test videos are
+generated once with PyAV's encoders and cached under `bench/.cache/` (git-ignored).
+Each benchmark rewrites only its own section below.
+"""
+
+T = TypeVar("T")
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg CLI binary shipped by imageio-ffmpeg (the baseline tool)."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic content
+# --------------------------------------------------------------------------------------------
+
+
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """Random values on a ``cell``-pixel lattice, bicubically upscaled: texture at one scale."""
+    low = rng.integers(0, 256, size=(height // cell + 2, width // cell + 2), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(low, format="gray")
+    return frame.reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, sharp: int) -> np.ndarray:
+    """A tileable-enough uint8 texture: three noise scales plus hard-edged blocks (detail)."""
+    tex = (
+        0.25 * _smooth_noise(rng, height, width, 5).astype(np.float32)
+        + 0.35 * _smooth_noise(rng, height, width, 28)
+        + 0.40 * _smooth_noise(rng, height, width, 140)
+    )
+    for _ in range(sharp):  # edges that motion compensation has to track
+        h, w = rng.integers(4, height // 6), rng.integers(4, width // 6)
+        y, x = rng.integers(0, height - h), rng.integers(0, width - w)
+        tex[y : y + h, x : x + w] = rng.integers(0, 256)
+    tex = (tex - tex.mean()) * 1.8 + 128  # stretch the contrast
+    return np.clip(tex, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class _Shape:
+    x: float
+    y: float
+    vx: float
+    vy: float
+    w: int
+    h: int
+    yuv: tuple[int, int, int]
+
+
+class MotionScene:
+    """Frame ``i`` of a moving synthetic scene as yuv420p planes (no RGB round trip).
+
+    Background: one of two textures (a scene cut every ``cut_every`` frames) panning at a few
+    pixels per frame with a wobble; on top a travelling luma gradient, temporal grain, and
+    rectangles that bounce around the frame in colour.
+    """
+
+    def __init__(self, width: int, height: int, cut_every: int, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        self.w, self.h, self.cut_every = width, height, cut_every
+        cw, ch = width // 2, height // 2
+        # Textures tiled 2x2 so any pan offset is a view, never a copy.
+        self.luma = [np.tile(_texture(rng, height, width, 30), (2, 2)) for _ in range(2)]
+        self.chroma = [
+            (
+                np.tile(_texture(rng, ch, cw, 10) // 5 + 102, (2, 2)),
+                np.tile(_texture(rng, ch, cw, 10) // 5 + 102, (2, 2)),
+            )
+            for _ in range(2)
+        ]
+        self.grain = rng.integers(-6, 7, size=(height + 64, width + 64), dtype=np.int16)
+        self.xs = np.arange(width, dtype=np.float32)
+        self.ys = np.arange(height, dtype=np.float32)
+        self.shapes = [
+            _Shape(
+                x=float(rng.uniform(0, width - width // 6)),
+                y=float(rng.uniform(0, height - height // 6)),
+                vx=float(rng.uniform(-9, 9)),
+                vy=float(rng.uniform(-6, 6)),
+                w=int(rng.integers(width // 20, width // 6)),
+                h=int(rng.integers(height // 20, height // 6)),
+                yuv=(
+                    int(rng.integers(30, 225)),
+                    int(rng.integers(40, 216)),
+                    int(rng.integers(40, 216)),
+                ),
+            )
+            for _ in range(7)
+        ]
+        self._rng = rng
+
+    def yuv420p(self, i: int) -> np.ndarray:
+        """The ``(H * 3 / 2, W)`` uint8 array PyAV takes for a yuv420p frame."""
+        w, h = self.w, self.h
+        scene = (i // self.cut_every) % 2
+        dx = int(3.0 * i + 25 * np.sin(i / 37)) % w
+        dy = int(1.0 * i + 12 * np.sin(i / 53)) % h
+        y = self.luma[scene][dy : dy + h, dx : dx + w].astype(np.int16)
+        # A soft gradient band sweeping across: brightness changes that are not pure motion.
+        gx = (22 * np.sin(2 * np.pi * (self.xs - 7 * i) / (w * 0.8))).astype(np.int16)
+        gy = (14 * np.sin(2 * np.pi * (self.ys + 3 * i) / (h * 1.3))).astype(np.int16)
+        y += gx[None, :]
+        y += gy[:, None]
+        oy, ox = (int(v) for v in self._rng.integers(0, 64, size=2))
+        y += self.grain[oy : oy + h, ox : ox + w]
+        cdx, cdy = (dx // 2) % (w // 2), (dy // 2) % (h // 2)
+        u_tex, v_tex = self.chroma[scene]
+        u = u_tex[cdy : cdy + h // 2, cdx : cdx + w // 2].copy()
+        v = v_tex[cdy : cdy + h // 2, cdx : cdx + w // 2].copy()
+        for s in self.shapes:
+            x0 = int(s.x + s.vx * i) % (2 * (w - s.w))
+            y0 = int(s.y + s.vy * i) % (2 * (h - s.h))
+            x0 = x0 if x0 < w - s.w else 2 * (w - s.w) - x0  # bounce off the edges
+            y0 = y0 if y0 < h - s.h else 2 * (h - s.h) - y0
+            y[y0 : y0 + s.h, x0 : x0 + s.w] = s.yuv[0]
+            u[y0 // 2 : (y0 + s.h) // 2, x0 // 2 : (x0 + s.w) // 2] = s.yuv[1]
+            v[y0 // 2 : (y0 + s.h) // 2, x0 // 2 : (x0 + s.w) // 2] = s.yuv[2]
+        luma = np.clip(y, 16, 235).astype(np.uint8)
+        return np.concatenate([luma, u.reshape(h // 4, w), v.reshape(h // 4, w)])
+
+
+# --------------------------------------------------------------------------------------------
+# Test videos
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoRecipe:
+    """How one benchmark video is encoded."""
+
+    name: str
+    codec: str  # PyAV encoder name
+    suffix: str  # container by file suffix
+    width: int
+    height: int
+    fps: int
+    seconds: int
+    options: tuple[tuple[str, str], ...]
+    note: str  # said in the results: preset and structure
+    gop: int = 250
+    bit_rate: int | None = None
+
+
+@dataclass
+class VideoInfo:
+    """A generated video and what it turned out to be."""
+
+    name: str
+    path: str
+    codec: str
+    width: int
+    height: int
+    fps: int
+    frames: int
+    seconds: float
+    size_bytes: int
+    mbps: float
+    keyframes: int
+    encoder_settings: str
+    note: str
+    generation_s: float
+    generated_now: bool = False
+
+
+def recipes(quick: bool) -> list[VideoRecipe]:
+    """H.264 1080p30 (x264 default structure, preset veryfast), HEVC and VP9 at 720p30."""
+    long_s, short_s = (12, 6) if quick else (36, 24)
+    return [
+        VideoRecipe(
+            "h264_1080p",
+            "libx264",
+            ".mp4",
+            1920,
+            1080,
+            30,
+            long_s,
+            (("preset", "veryfast"),),
+            "libx264 preset veryfast, crf 23, x264 default GOP structure "
+            "(keyint 250, bframes 3, b-pyramid normal, scenecut on)",
+        ),
+        VideoRecipe(
+            "hevc_720p",
+            "libx265",
+            ".mp4",
+            1280,
+            720,
+            30,
+            short_s,
+            (("preset", "veryfast"), ("x265-params", "log-level=error")),
+            "libx265 preset veryfast, crf 28, x265 default structure "
+            "(keyint 250, bframes 4, b-pyramid, open GOP)",
+        ),
+        VideoRecipe(
+            "vp9_720p",
+            "libvpx-vp9",
+            ".webm",
+            1280,
+            720,
+            30,
+            short_s,
+            (("deadline", "good"), ("cpu-used", "5"), ("row-mt", "1"), ("crf", "32")),
+            "libvpx-vp9 good/cpu-used 5, crf 32, keyframe every 250, "
+            "libvpx default alt-ref (hidden) frames",
+            bit_rate=0,
+        ),
+    ]
+
+
+def _encoder_settings(path: Path) -> str:
+    """The structure-relevant options the encoder wrote into its SEI string (x264 / x265)."""
+    with open(path, "rb") as f:
+        head = f.read(4 << 20)
+    match = re.search(rb"(x264 - core|x265 \(build)[^\x00]{0,4000}", head)
+    if not match:
+        return ""
+    text = match.group(0).decode("ascii", "replace")
+    wanted = (
+        "bframes=",
+        "b_pyramid=",
+        "b-pyramid",
+        "keyint=",
+        "keyint_min=",
+        "min-keyint=",
+        "open_gop=",
+        "open-gop",
+        "scenecut=",
+        "ref=",
+        "crf=",
+        "b_adapt=",
+        "b-adapt=",
+    )
+    tokens = [
+        t for t in text.split() if t.startswith(wanted) or t.removeprefix("no-").startswith(wanted)
+    ]
+    return " ".join(dict.fromkeys(tokens))
+
+
+def _count(path: Path) -> tuple[int, int, float]:
+    """(frames, keyframes, seconds) from a demux pass (packets with data)."""
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        pts: list[int] = []
+        keys = 0
+        last_dur = 0
+        for p in c.demux(st):
+            if p.size and p.pts is not None:
+                pts.append(p.pts)
+                keys += int(p.is_keyframe)
+                last_dur = p.duration or last_dur
+        pts.sort()
+        seconds = float((pts[-1] - pts[0] + last_dur) * st.time_base) if pts else 0.0
+    return len(pts), keys, seconds
+
+
+def ensure_video(recipe: VideoRecipe) -> VideoInfo:
+    """The cached video for ``recipe``, encoding it first if it is not there yet."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    stem = f"{recipe.name}_{recipe.seconds}s"
+    path = CACHE_DIR / f"{stem}{recipe.suffix}"
+    meta = CACHE_DIR / f"{stem}.json"
+    if path.exists() and meta.exists():
+        return VideoInfo(**json.loads(meta.read_text()))
+    started = time.perf_counter()
+    scene = MotionScene(recipe.width, recipe.height, cut_every=recipe.fps * 11)
+    part = CACHE_DIR / f"{stem}.part{recipe.suffix}"
+    with av.open(str(part), "w") as out:
+        stream = out.add_stream(recipe.codec, rate=recipe.fps, options=dict(recipe.options))
+        stream.width, stream.height, stream.pix_fmt = recipe.width, recipe.height, "yuv420p"
+        stream.codec_context.gop_size = recipe.gop
+        stream.codec_context.thread_count = os.cpu_count() or 1
+        if recipe.bit_rate is not None:
+            stream.codec_context.bit_rate = recipe.bit_rate
+        for i in range(recipe.fps * recipe.seconds):
+            frame = av.VideoFrame.from_ndarray(scene.yuv420p(i), format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, recipe.fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    part.rename(path)
+    elapsed = time.perf_counter() - started
+    frames, keys, seconds = _count(path)
+    size = path.stat().st_size
+    info = VideoInfo(
+        name=recipe.name,
+        path=str(path),
+        codec=recipe.codec,
+        width=recipe.width,
+        height=recipe.height,
+        fps=recipe.fps,
+        frames=frames,
+        seconds=round(seconds, 3),
+        size_bytes=size,
+        mbps=round(size * 8 / seconds / 1e6, 2),
+        keyframes=keys,
+        encoder_settings=_encoder_settings(path),
+        note=recipe.note,
+        generation_s=round(elapsed, 1),
+    )
+    meta.write_text(json.dumps(asdict(info), indent=1))
+    info.generated_now = True
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    """Wall and CPU seconds of one measured call, and what it returned."""
+
+    wall: float
+    cpu: float
+    value: Any
+
+
+def timed(fn: Callable[[], T]) -> Timed:
+    """Run ``fn`` once; CPU time counts this process's threads and any child processes."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    value = fn()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu0
+    cpu += (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    return Timed(wall, cpu, value)
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def rotated(items: list[T], by: int) -> list[T]:
+    """``items`` started at ``by`` (mod len): a different order every repetition."""
+    if not items:
+        return items
+    k = by % len(items)
+    return items[k:] + items[:k]
+
+
+# --------------------------------------------------------------------------------------------
+# Machine facts and RESULTS.md
+# --------------------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ffmpeg_cli_version() -> str:
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    first = out.splitlines()[0] if out else "unknown"
+    return first.replace("ffmpeg version ", "").split(" Copyright")[0]
+
+
+def machine_info() -> str:
+    """One markdown paragraph: date, cores, CPU, load, library versions."""
+    import pyarrow
+
+    avcodec = ".".join(str(v) for v in av.library_versions["libavcodec"])
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Run {now} on {usable} usable cores ({os.cpu_count()} online), CPU `{_cpu_model()}`, "
+        f"load average at start {load}. Python {platform.python_version()}, "
+        f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}, libavcodec {avcodec}), "
+        f"ffmpeg CLI {_ffmpeg_cli_version()}, numpy {np.__version__}, "
+        f"pyarrow {pyarrow.__version__}."
+    )
+
+
+def load_note() -> str:
+    """The load average now, said at the end of a section: was the machine shared meanwhile?"""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"Load average at the end: {load} (above the core count means other work competed: "
+        "trust the CPU-time ratios over the wall-time ones then)."
+    )
+
+
+def write_section(name: str, body: str) -> Path:
+    """Put ``body`` between this benchmark's markers in RESULTS.md, leaving the rest alone."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}\n"
+    text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else RESULTS_HEADER
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        text = before + block + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    RESULTS_PATH.write_text(text)
+    return RESULTS_PATH
+
+
+def md_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A markdown table: the first ``left`` columns (labels) left-aligned, the rest right."""
+    align = [":--"] * left + ["--:"] * (len(header) - left)
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
