@@ -50,6 +50,7 @@ from bench.common import (
     write_section,
 )
 from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
+from sparkframes.extraction import ExtractedFrame
 from sparkframes.spans import FixedStride
 from sparkframes.specs import ExtractionSpec
 from sparkframes.table.schema import FRAMES_SCHEMA, frames_to_batch
@@ -61,30 +62,14 @@ SHAPES = ((224, 224), (27, 48))
 MIB = 1 << 20
 
 
-@dataclass(frozen=True)
-class FrameRow:
-    """The attributes ``frames_to_batch`` reads from an extracted frame (duck-typed)."""
-
-    video_path: str
-    clip_id: str
-    clip_start_s: Fraction
-    clip_end_s: Fraction
-    purpose: str
-    policy: str
-    target_fps: Fraction | None
-    frame_index: int
-    pts_s: Fraction
-    image: np.ndarray
-
-
 # --------------------------------------------------------------------------------------------
 # Frames
 # --------------------------------------------------------------------------------------------
 
 
-def load_frames(quick: bool) -> dict[tuple[int, int], list[FrameRow]]:
+def load_frames(quick: bool) -> dict[tuple[int, int], list[ExtractedFrame]]:
     """Every frame of the benchmark videos at each shape, as rows; pixels cached as .npy."""
-    out: dict[tuple[int, int], list[FrameRow]] = {shape: [] for shape in SHAPES}
+    out: dict[tuple[int, int], list[ExtractedFrame]] = {shape: [] for shape in SHAPES}
     for recipe in recipes(quick):
         video = ensure_video(recipe)
         cached = {
@@ -99,7 +84,7 @@ def load_frames(quick: bool) -> dict[tuple[int, int], list[FrameRow]]:
             for i, (image, t) in enumerate(zip(images, pts, strict=True)):
                 start = Fraction(int(t // 10) * 10)
                 out[shape].append(
-                    FrameRow(
+                    ExtractedFrame(
                         video_path=video.path,
                         clip_id=f"{float(start):.3f}-{float(start) + 10:.3f}-{recipe.name}",
                         clip_start_s=start,
@@ -147,18 +132,18 @@ def _extract_all(path: str, fps: int, cached: dict[tuple[int, int], Path]) -> No
 # --------------------------------------------------------------------------------------------
 
 
-def _metadata_columns(rows: Sequence[FrameRow]) -> pa.Table:
+def _metadata_columns(rows: Sequence[ExtractedFrame]) -> pa.Table:
     """The non-frame columns exactly as sparkframes builds them."""
     return pa.Table.from_batches([frames_to_batch(rows)]).drop_columns(["frame"])
 
 
-def _batches(rows: Sequence[FrameRow]) -> list[Sequence[FrameRow]]:
+def _batches(rows: Sequence[ExtractedFrame]) -> list[Sequence[ExtractedFrame]]:
     """Rows cut into the extractor's batch size (64 MiB of pixels), which become row groups."""
     per = max(1, ROW_GROUP_BYTES // rows[0].image.nbytes)
     return [rows[i : i + per] for i in range(0, len(rows), per)]
 
 
-def write_binary(rows: Sequence[FrameRow], path: Path, frame_codec: str = "none") -> None:
+def write_binary(rows: Sequence[ExtractedFrame], path: Path, frame_codec: str = "none") -> None:
     """(i)/(iii): sparkframes' batches and writer options (frame codec overridable)."""
     options = dict(FRAMES_PARQUET_OPTIONS)
     options["compression"] = {**FRAMES_PARQUET_OPTIONS["compression"], "frame": frame_codec}
@@ -179,7 +164,9 @@ def read_binary(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
     return tensor_to_numpy(binary_to_tensor(table["frame"], *shape)), parquet_s
 
 
-def write_tensor(rows: Sequence[FrameRow], path: Path, compression: str | None = None) -> None:
+def write_tensor(
+    rows: Sequence[ExtractedFrame], path: Path, compression: str | None = None
+) -> None:
     """(ii): one fixed_shape_tensor column; pyarrow's defaults unless compression is given."""
     meta = _metadata_columns(rows)
     tensor = pa.FixedShapeTensorArray.from_numpy_ndarray(np.stack([r.image for r in rows]))
@@ -206,7 +193,7 @@ def read_tensor(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
 class Form:
     key: str
     label: str
-    write: Callable[[Sequence[FrameRow], Path], None]
+    write: Callable[[Sequence[ExtractedFrame], Path], None]
     read: Callable[[Path, tuple[int, int]], tuple[np.ndarray, float]]
 
 
@@ -242,7 +229,7 @@ def _default_workdir() -> Path:
     return shm / _WORK_NAME if shm.is_dir() else CACHE_DIR / _WORK_NAME
 
 
-def warm_up(frames: dict[tuple[int, int], list[FrameRow]], work: Path) -> None:
+def warm_up(frames: dict[tuple[int, int], list[ExtractedFrame]], work: Path) -> None:
     """One untimed round on a slice of the frames, so no form pays first-use costs (imports,
     allocator growth) in the timings; and touch, once, about three times the pixels' size of
     memory, because on a VM the first touch of a page is far dearer than any later one."""
@@ -374,7 +361,7 @@ def _ratio(base: list[Timed], other: list[Timed], cpu: bool = False) -> float:
 
 
 def _report(
-    frames: dict[tuple[int, int], list[FrameRow]],
+    frames: dict[tuple[int, int], list[ExtractedFrame]],
     writes: dict[tuple[str, tuple[int, int]], list[Timed]],
     reads: dict[tuple[str, tuple[int, int]], list[Timed]],
     sizes: dict[tuple[str, tuple[int, int]], int],

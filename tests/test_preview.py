@@ -16,8 +16,6 @@ from fractions import Fraction as F
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -35,23 +33,11 @@ from sparkframes.preview.contact_sheet import PAD, frame_array, thumbnail
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.table.reader import read_table
 from tests.conftest import VIDEO_NAMES, oracle_for
+from tests.test_job_local import write_input
 from tests.videos import OracleVideo, oracle_select, read_frame_number
 
 REPO = Path(__file__).resolve().parent.parent
 ODD_ID = 'n1 <b>&"x"'  # a clip id that must be escaped in HTML
-
-
-def _write_input(path: Path, rows: list[dict]) -> str:
-    schema = pa.schema(
-        [
-            ("video_path", pa.string()),
-            ("clip_id", pa.string()),
-            ("start_s", pa.float64()),
-            ("end_s", pa.float64()),
-        ]
-    )
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +52,7 @@ def table(spark, catalog, tmp_path_factory) -> Path:
         {"video_path": ntsc, "clip_id": "n2", "start_s": 1.5, "end_s": None},
     ]
     values = {
-        "input": _write_input(root / "in.parquet", rows),
+        "input": write_input(root / "in.parquet", rows),
         "output": str(root / "out"),
         "purpose": "embeddings",
         "target_fps": "2,5",
@@ -83,9 +69,7 @@ def native_table(spark, catalog, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("preview_native")
     names = ["h264_mp4", "odd_vp9_webm", "rot90_mp4"]
     values = {
-        "input": _write_input(
-            root / "in.parquet", [{"video_path": str(catalog[n])} for n in names]
-        ),
+        "input": write_input(root / "in.parquet", [{"video_path": str(catalog[n])} for n in names]),
         "output": str(root / "out"),
         "purpose": "aesthetics",
     }
