@@ -49,7 +49,17 @@ def to_rgb(
         width, height = target_res
     else:
         height, width = target_res
-    rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=INTERPOLATION)
+    # One swscale thread: the decoder's threads already have the task's cores, and for
+    # downscales swscale's own threading costs more than it saves (1080p to 27x48: 1.0 ms
+    # with one thread, 2.2 ms with its default). Output is identical either way.
+    native = (width, height) == (frame.width, frame.height)
+    rgb = frame.to_ndarray(
+        format="rgb24",
+        width=width,
+        height=height,
+        interpolation=INTERPOLATION,
+        threads=None if native else 1,
+    )
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
