@@ -200,8 +200,9 @@ def _run(
     summary = RunSummary(run_id)
     fs, root = resolve(config.output)
     overwrite = config.mode == "overwrite"
-    state = TableState([]) if overwrite else TableState.load(fs, root)
-    orphans = delete_orphans(fs, root, TableState.load(fs, root))
+    committed = TableState.load(fs, root)
+    orphans = delete_orphans(fs, root, committed)
+    state = TableState([]) if overwrite else committed
 
     videos, _ = read_input(spark, config.input)
     summary.videos_in_input = len(videos)

@@ -158,8 +158,9 @@ def commit_run(
 ) -> CommitSummary:
     """Make the run's staged files the table's content (see the module docstring)."""
     attempts = list(attempts)
-    state = TableState([]) if overwrite else TableState.load(fs, root)
-    old_files = TableState.load(fs, root).files() if overwrite else set()
+    committed = TableState.load(fs, root)  # as of now: the manifest this commit replaces
+    state = TableState([]) if overwrite else committed
+    old_files = committed.files() if overwrite else set()
     replaced = {(u.video_path, u.purpose) for a in attempts for u in a.units}
     stage_dir = posixpath.join(staging_root(root), run_id)
 
