@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
-from av.video.reformatter import Interpolation
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from sparkframes.specs import NATIVE
 
@@ -53,16 +53,35 @@ def to_rgb(
     # downscales swscale's own threading costs more than it saves (1080p to 27x48: 1.0 ms
     # with one thread, 2.2 ms with its default). Output is identical either way.
     native = (width, height) == (frame.width, frame.height)
-    rgb = frame.to_ndarray(
-        format="rgb24",
-        width=width,
-        height=height,
-        interpolation=INTERPOLATION,
-        threads=None if native else 1,
+    rgb = (
+        _reformatter(width, height)
+        .reformat(
+            frame,
+            width=width,
+            height=height,
+            format="rgb24",
+            interpolation=INTERPOLATION,
+            threads=None if native else 1,
+        )
+        .to_ndarray()
     )
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
+
+
+_REFORMATTERS: dict[tuple[int, int], VideoReformatter] = {}
+
+
+def _reformatter(width: int, height: int) -> VideoReformatter:
+    """One reformatter per output size, kept across frames: it keeps its swscale context, which
+    ``frame.reformat`` would build anew for every frame (1.4 ms of 7.8 per 1080p scene frame)."""
+    reformatter = _REFORMATTERS.get((width, height))
+    if reformatter is None:
+        if len(_REFORMATTERS) >= 16:
+            _REFORMATTERS.clear()
+        reformatter = _REFORMATTERS[(width, height)] = VideoReformatter()
+    return reformatter
 
 
 def rgb_to_rgb(rgb: np.ndarray, target_res: tuple[int, int], turns: int) -> np.ndarray:
