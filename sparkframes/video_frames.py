@@ -24,6 +24,9 @@ from sparkframes.specs import check_purpose, check_target_res
 SCENE_PURPOSE = "scene"
 DEFAULT_OUTPUT_HW = (27, 48)
 ALL_FRAMES_POLICY = "all"
+#: Scene frames are tiny and many: smaller batches keep memory flat (a 64 MiB batch would be
+#: ten minutes of 27x48 frames held at once).
+SCENE_BATCH_BYTES = 8 << 20
 
 
 class VideoFrameExtraction(Extraction):
@@ -55,7 +58,7 @@ class VideoFrameExtraction(Extraction):
             end_s = (end_pts - origin) * time_base
             clip_id = derive_clip_id(self.video_path, Fraction(0), end_s)
             self.report.clips = 1
-            batcher = Batcher(opts.batch_bytes, self.report)
+            batcher = Batcher(min(opts.batch_bytes, SCENE_BATCH_BYTES), self.report)
 
             def row(index: int, pts: int, image: np.ndarray) -> ExtractedFrame:
                 return ExtractedFrame(

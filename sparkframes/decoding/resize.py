@@ -16,6 +16,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from sparkframes.specs import NATIVE
 
 INTERPOLATION = Interpolation.BICUBIC
+SMALL_IMAGE_BYTES = 256 << 10
 
 
 def quarter_turns(frame: av.VideoFrame) -> int:
@@ -67,6 +68,10 @@ def to_rgb(
     )
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+    elif rgb.nbytes < SMALL_IMAGE_BYTES:
+        # A small image is a view into a whole AVFrame: copy it so a batch of thousands of
+        # scene frames holds their pixels, not their frames (6.5 KB a row instead of 3.9 KB).
+        rgb = rgb.copy()
     return rgb
 
 
@@ -75,7 +80,8 @@ _REFORMATTERS: dict[tuple[int, int], VideoReformatter] = {}
 
 def _reformatter(width: int, height: int) -> VideoReformatter:
     """One reformatter per output size, kept across frames: it keeps its swscale context, which
-    ``frame.reformat`` would build anew for every frame (1.4 ms of 7.8 per 1080p scene frame)."""
+    ``frame.reformat`` would build anew for every frame (measured: 0.2-0.7 ms saved of about
+    1.5 ms per 1080p-to-27x48 conversion)."""
     reformatter = _REFORMATTERS.get((width, height))
     if reformatter is None:
         if len(_REFORMATTERS) >= 16:
