@@ -62,7 +62,7 @@ from sparkframes.decoding.resize import to_rgb
 from sparkframes.decoding.source import open_video
 from sparkframes.extraction import DEFAULT_BATCH_BYTES, ExtractedFrame, ExtractOptions
 from sparkframes.table.schema import rows_to_batches
-from sparkframes.video_frames import extract_video_frames
+from sparkframes.video_frames import SCENE_BATCH_BYTES, extract_video_frames
 
 THREADS = 2
 HEIGHT, WIDTH = 27, 48
@@ -327,7 +327,7 @@ def rss_recipe(seconds: int) -> VideoRecipe:
 
 RSS_METHODS = {
     "import": "imports + open the video only (floor)",
-    "ours": f"ours, default batches ({DEFAULT_BATCH_BYTES >> 20} MiB)",
+    "ours": f"ours, default batches ({min(DEFAULT_BATCH_BYTES, SCENE_BATCH_BYTES) >> 20} MiB)",
     "ours_small": f"ours, batch_bytes={SMALL_BATCH_BYTES >> 20} MiB",
     "cli": "CLI pipe read whole: Python / ffmpeg",
 }
@@ -687,10 +687,11 @@ def _report(
         )
     rheader = ["length", "frames", "all pixels MiB", *RSS_METHODS.values()]
     lines += [md_table(rheader, rrows, left=1), ""]
-    per_batch = DEFAULT_BATCH_BYTES // FRAME_BYTES
+    scene_batch = min(DEFAULT_BATCH_BYTES, SCENE_BATCH_BYTES)
+    per_batch = scene_batch // FRAME_BYTES
     lines += [
-        f"A batch holds up to `batch_bytes` of pixels: with the default "
-        f"{DEFAULT_BATCH_BYTES >> 20} MiB that is {per_batch} frames at 27x48 "
+        f"A batch holds up to `batch_bytes` of pixels: with the scene default "
+        f"{scene_batch >> 20} MiB that is {per_batch} frames at 27x48 "
         f"({per_batch / 30 / 60:.1f} min at 30 fps), so below that length the whole video is "
         "one batch and memory follows the length up to that cap; the small-batch column shows "
         "the bound when the cap is below the video's size.",
