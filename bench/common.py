@@ -379,6 +379,19 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def ratio(base: list[Timed], other: list[Timed], cpu: bool = False) -> float:
+    """Median over repetitions of t(base) / t(other): above 1, ``other`` is faster."""
+    if cpu:
+        return median(b.cpu / o.cpu for b, o in zip(base, other, strict=True))
+    return median(b.wall / o.wall for b, o in zip(base, other, strict=True))
+
+
+def ratio_cell(base: list[Timed], other: list[Timed], cpu: bool = False) -> str:
+    """The median ratio and the range of the per-repetition ratios (how noisy it was)."""
+    each = [(b.cpu / o.cpu) if cpu else (b.wall / o.wall) for b, o in zip(base, other, strict=True)]
+    return f"{median(each):.2f}x ({min(each):.2f}-{max(each):.2f})"
+
+
 def rotated(items: list[T], by: int) -> list[T]:
     """``items`` started at ``by`` (mod len): a different order every repetition."""
     if not items:

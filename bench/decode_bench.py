@@ -39,6 +39,7 @@ from bench.common import (
     machine_info,
     md_table,
     median,
+    ratio,
     recipes,
     rotated,
     timed,
@@ -353,7 +354,7 @@ def _verify(video: VideoInfo, results: dict[tuple[str, tuple[int, int]], Outcome
     return notes
 
 
-def _fmt_ratio(x: float) -> str:
+def _fmtratio(x: float) -> str:
     return f"{x:.2f}x"
 
 
@@ -412,13 +413,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ratio(base: list[Timed], other: list[Timed], cpu: bool = False) -> float:
-    """Median over repetitions of base / other (wall or CPU): above 1, ``other`` is faster."""
-    if cpu:
-        return median(b.cpu / o.cpu for b, o in zip(base, other, strict=True))
-    return median(b.wall / o.wall for b, o in zip(base, other, strict=True))
-
-
 def _report(
     videos: list[VideoInfo],
     sizes: list[tuple[int, int]],
@@ -471,8 +465,8 @@ def _report(
                 [
                     v.name,
                     _size_label(size),
-                    _fmt_ratio(_ratio(a, ours)),
-                    _fmt_ratio(_ratio(a, ours, cpu=True)),
+                    _fmtratio(ratio(a, ours)),
+                    _fmtratio(ratio(a, ours, cpu=True)),
                     f"{out.decoded} of {v.frames} ({out.decoded / v.frames:.0%})",
                 ]
             )
@@ -537,9 +531,9 @@ def _report(
                         METHODS[method],
                         f"{median(t.wall for t in ts):.2f}",
                         f"{median(t.cpu for t in ts):.2f}",
-                        _fmt_ratio(_ratio(a, ts)),
-                        _fmt_ratio(_ratio(a, ts, cpu=True)),
-                        "" if method == "ours" else _fmt_ratio(_ratio(ts, ours)),
+                        _fmtratio(ratio(a, ts)),
+                        _fmtratio(ratio(a, ts, cpu=True)),
+                        "" if method == "ours" else _fmtratio(ratio(ts, ours)),
                         f"{decoded} / {out.output}",
                         out.extra,
                     ]

@@ -52,6 +52,8 @@ from bench.common import (
     machine_info,
     md_table,
     median,
+    ratio,
+    ratio_cell,
     recipes,
     rotated,
     timed,
@@ -391,19 +393,6 @@ def measure_rss(method: str, path: str) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _ratio(base: list[Timed], other: list[Timed], cpu: bool = False) -> float:
-    """Median over repetitions of base / other: above 1, ``other`` is faster."""
-    if cpu:
-        return median(b.cpu / o.cpu for b, o in zip(base, other, strict=True))
-    return median(b.wall / o.wall for b, o in zip(base, other, strict=True))
-
-
-def _ratio_cell(base: list[Timed], other: list[Timed], cpu: bool = False) -> str:
-    """The median ratio and the range of the per-repetition ratios (how noisy it was)."""
-    each = [(b.cpu / o.cpu) if cpu else (b.wall / o.wall) for b, o in zip(base, other, strict=True)]
-    return f"{median(each):.2f}x ({min(each):.2f}-{max(each):.2f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short videos, 1 repetition")
@@ -552,8 +541,8 @@ def _report(
         row = [v.name]
         for base in ("cli", "cli_t2", "null"):
             b = times[(v.name, base)]
-            row += [_ratio_cell(b, ours), _ratio_cell(b, ours, cpu=True)]
-        row.append("yes" if _ratio(times[(v.name, "cli")], ours) >= 1.2 else "**no**")
+            row += [ratio_cell(b, ours), ratio_cell(b, ours, cpu=True)]
+        row.append("yes" if ratio(times[(v.name, "cli")], ours) >= 1.2 else "**no**")
         hrows.append(row)
     hheader = ["video", "vs CLI wall", "vs CLI CPU", "vs CLI -threads 2 wall"]
     hheader += ["vs CLI -threads 2 CPU", "vs bare decode wall", "vs bare decode CPU"]
@@ -577,8 +566,8 @@ def _report(
                     label,
                     f"{med(v.name, method):.2f}",
                     f"{med(v.name, method, cpu=True):.2f}",
-                    f"{_ratio(cli, ts):.2f}x",
-                    f"{_ratio(cli, ts, cpu=True):.2f}x",
+                    f"{ratio(cli, ts):.2f}x",
+                    f"{ratio(cli, ts, cpu=True):.2f}x",
                     "- (no output)" if method == "null" else f"{v.frames}",
                 ]
             )
@@ -633,8 +622,8 @@ def _report(
     for v in videos:
         cli = times[(v.name, "cli")]
         cells = [
-            f"{METHODS[p].removeprefix('prototype: ')} {_ratio(cli, times[(v.name, p)]):.2f}x / "
-            f"{_ratio(cli, times[(v.name, p)], cpu=True):.2f}x"
+            f"{METHODS[p].removeprefix('prototype: ')} {ratio(cli, times[(v.name, p)]):.2f}x / "
+            f"{ratio(cli, times[(v.name, p)], cpu=True):.2f}x"
             for p in PROTOTYPES
         ]
         lines.append(f"- {v.name}: " + "; ".join(cells))

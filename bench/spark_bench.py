@@ -52,6 +52,8 @@ from bench.common import (
     machine_info,
     md_table,
     median,
+    ratio,
+    ratio_cell,
     rotated,
     write_section,
 )
@@ -343,19 +345,6 @@ def _default_workdir() -> Path:
     return (shm if shm.is_dir() else CACHE_DIR) / "sparkframes_spark_bench"
 
 
-def _ratio(base: list[Timed], other: list[Timed], cpu: bool = False) -> float:
-    """Median over repetitions of base / other: other's throughput relative to base's."""
-    if cpu:
-        return median(b.cpu / o.cpu for b, o in zip(base, other, strict=True))
-    return median(b.wall / o.wall for b, o in zip(base, other, strict=True))
-
-
-def _ratio_cell(base: list[Timed], other: list[Timed], cpu: bool = False) -> str:
-    """The median ratio and the range of the per-repetition ratios (how noisy it was)."""
-    each = [(b.cpu / o.cpu) if cpu else (b.wall / o.wall) for b, o in zip(base, other, strict=True)]
-    return f"{median(each):.2f}x ({min(each):.2f}-{max(each):.2f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 videos, 1 repetition")
@@ -524,14 +513,14 @@ def _report(
     hrows = []
     for spark_method, base, label in comparisons:
         ts, bs = times[spark_method], times[base]
-        met = "yes" if _ratio(bs, ts) >= 0.85 else "**no**"
-        hrows.append([label, _ratio_cell(bs, ts), _ratio_cell(bs, ts, cpu=True), met])
+        met = "yes" if ratio(bs, ts) >= 0.85 else "**no**"
+        hrows.append([label, ratio_cell(bs, ts), ratio_cell(bs, ts, cpu=True), met])
     hheader = ["comparison", "throughput ratio, wall", "throughput ratio, CPU", "0.85x met (wall)"]
     lines += [md_table(hheader, hrows), ""]
 
     def iso_cost(iso: str, inline: str) -> str:
         a, b = times[iso], times[inline]
-        return f"{_ratio(a, b):.2f}x wall, {_ratio(a, b, cpu=True):.2f}x CPU"
+        return f"{ratio(a, b):.2f}x wall, {ratio(a, b, cpu=True):.2f}x CPU"
 
     lines += [
         "Isolation (a forked child per video, frames over a pipe as Arrow IPC), t(isolated) / "
@@ -552,8 +541,8 @@ def _report(
                 f"{median(t.wall for t in ts):.2f}",
                 f"{median(t.cpu for t in ts):.2f}",
                 f"{median(rows[method] / t.wall for t in ts):.0f}",
-                f"{_ratio(base, ts):.2f}x",
-                f"{_ratio(base, ts, cpu=True):.2f}x",
+                f"{ratio(base, ts):.2f}x",
+                f"{ratio(base, ts, cpu=True):.2f}x",
                 str(rows[method]),
             ]
         )

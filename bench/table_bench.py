@@ -44,6 +44,7 @@ from bench.common import (
     machine_info,
     md_table,
     median,
+    ratio,
     recipes,
     rotated,
     timed,
@@ -353,13 +354,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ratio(base: list[Timed], other: list[Timed], cpu: bool = False) -> float:
-    """Median over repetitions of base / other (wall or CPU): above 1, ``other`` is faster."""
-    if cpu:
-        return median(b.cpu / max(o.cpu, 1e-9) for b, o in zip(base, other, strict=True))
-    return median(b.wall / o.wall for b, o in zip(base, other, strict=True))
-
-
 def _report(
     frames: dict[tuple[int, int], list[ExtractedFrame]],
     writes: dict[tuple[str, tuple[int, int]], list[Timed]],
@@ -418,11 +412,11 @@ def _report(
                     f"{h}x{w}",
                     form.label,
                     f"{mib / median(x.wall for x in ws):.0f}",
-                    f"{_ratio(base_w, ws):.2f}x",
-                    f"{_ratio(base_w, ws, cpu=True):.2f}x",
+                    f"{ratio(base_w, ws):.2f}x",
+                    f"{ratio(base_w, ws, cpu=True):.2f}x",
                     f"{mib / median(x.wall for x in rs):.0f}",
-                    f"{_ratio(base_r, rs):.2f}x",
-                    f"{_ratio(base_r, rs, cpu=True):.2f}x",
+                    f"{ratio(base_r, rs):.2f}x",
+                    f"{ratio(base_r, rs, cpu=True):.2f}x",
                     f"{mib / median(x.value for x in rs):.0f}",
                     f"{sizes[key] / MIB:.1f}",
                     f"{sizes[key] / sizes[('binary', shape)]:.3f}",
