@@ -19,7 +19,13 @@ from sparkframes.spark.inputs import InputSchemaError
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.spark.tasks import FAIL_FIRST_ATTEMPT_CONF
 from sparkframes.table.commit import MANIFEST_PATH, staging_root
-from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames, read_table
+from sparkframes.table.reader import (
+    frames_to_numpy,
+    read_errors,
+    read_frame_groups,
+    read_frames,
+    read_table,
+)
 from tests.conftest import oracle_for
 from tests.videos import oracle_select, read_frame_number
 
@@ -210,3 +216,18 @@ def test_bad_input_tables_are_rejected_up_front(spark, tmp_path, schema, message
         run(spark, str(path), tmp_path / "out")
     assert str(path) in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_mixed_native_shapes_are_read_per_shape(spark, tmp_path, catalog):
+    paths = [str(catalog["h264_mp4"]), str(catalog["ntsc_mp4"])]
+    inputs = write_input(tmp_path / "in.parquet", [{"video_path": p} for p in paths])
+    run(spark, inputs, tmp_path / "out")  # native size: 96x128 and 120x160 frames
+    with pytest.raises(ValueError, match="2 frame shapes"):
+        read_frames(str(tmp_path / "out"))
+    small = read_frames(str(tmp_path / "out"), shape=(96, 128))
+    assert set(small["video_path"].to_pylist()) == {paths[0]}
+    assert frames_to_numpy(small).shape[1:] == (96, 128, 3)
+    groups = read_frame_groups(str(tmp_path / "out"))
+    assert set(groups) == {(96, 128), (120, 160)}
+    assert sum(g.num_rows for g in groups.values()) == read_table(str(tmp_path / "out")).num_rows
+    assert read_frames(str(tmp_path / "out"), shape=(1, 1)).num_rows == 0

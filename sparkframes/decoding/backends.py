@@ -13,8 +13,6 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from sparkframes.errors import FrameExtractionError
-
 log = logging.getLogger("sparkframes")
 
 CPU, FFMPEG_GPU, PYNVC, AUTO = "ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto"
@@ -26,12 +24,6 @@ class DecoderUnavailableError(RuntimeError):
 
     def __init__(self, mode: str, cause: str) -> None:
         super().__init__(f"Frame extraction failed: decoder {mode} is unavailable: {cause}")
-
-
-class GpuDecodeError(FrameExtractionError):
-    """The GPU decoder failed on this video (e.g. a codec NVDEC does not support)."""
-
-    stage = "decode"
 
 
 @dataclass(frozen=True)

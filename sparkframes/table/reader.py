@@ -75,10 +75,14 @@ def read_frame_groups(
             if shapes.num_rows == 1
             else table.filter(pc.and_(pc.equal(table["height"], h), pc.equal(table["width"], w)))
         )
-        index = part.schema.get_field_index("frame")
-        tensor = binary_to_tensor(part["frame"], h, w)
-        groups[(h, w)] = part.set_column(index, pa.field("frame", tensor.type), tensor)
+        groups[(h, w)] = _with_tensor(part, h, w)
     return groups
+
+
+def _with_tensor(table: pa.Table, height: int, width: int) -> pa.Table:
+    tensor = binary_to_tensor(table["frame"], height, width)
+    index = table.schema.get_field_index("frame")
+    return table.set_column(index, pa.field("frame", tensor.type), tensor)
 
 
 def read_frames(
@@ -90,29 +94,25 @@ def read_frames(
     """The rows of ``purpose`` (all purposes if None) with ``frame`` as ``fixed_shape_tensor``.
 
     A tensor column has one shape, so the rows must share one ``(height, width)``; when they do
-    not (native-size frames of different videos), pass ``shape=`` or use ``read_frame_groups``.
-    ``frame`` converts to numpy without a copy: ``frames_to_numpy(table)``.
+    not (native-size frames of different videos), pass ``shape=`` (only those rows are read) or
+    use ``read_frame_groups``. ``frame`` converts to numpy without a copy per row group:
+    ``frames_to_numpy(table)``.
     """
-    groups = read_frame_groups(path, purpose, filters)
+    expr = _to_expression(filters)
     if shape is not None:
-        shape = (int(shape[0]), int(shape[1]))
-        if shape in groups:
-            return groups[shape]
-        empty = read_table(path, purpose, pc.field("height") < 0)
-        return empty.set_column(
-            empty.schema.get_field_index("frame"),
-            pa.field("frame", binary_to_tensor(empty["frame"], *shape).type),
-            binary_to_tensor(empty["frame"], *shape),
-        )
+        by_shape = (pc.field("height") == int(shape[0])) & (pc.field("width") == int(shape[1]))
+        expr = by_shape if expr is None else expr & by_shape
+    groups = read_frame_groups(path, purpose, expr)
     if len(groups) > 1:
         shapes = ", ".join(f"{h}x{w}" for h, w in sorted(groups))
         raise ValueError(
             f"{path}: rows have {len(groups)} frame shapes ({shapes}); pass shape=(h, w) "
             "or use read_frame_groups()"
         )
-    if not groups:
-        return read_frames(path, purpose, filters, shape=(0, 0))
-    return next(iter(groups.values()))
+    if groups:
+        return next(iter(groups.values()))
+    height, width = shape if shape is not None else (0, 0)
+    return _with_tensor(read_table(path, purpose, expr), int(height), int(width))
 
 
 def frames_to_numpy(table: pa.Table) -> np.ndarray:
