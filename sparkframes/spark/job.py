@@ -116,19 +116,28 @@ def request_key(
 
 
 def stat_videos(paths: list[str]) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) per path; (-1, -1) when it cannot be stat'ed (the task records why)."""
-    out: dict[str, tuple[int, int]] = {}
-    for path in paths:
+    """(size, mtime_ns) per path; (-1, -1) when it cannot be stat'ed (the task records why).
+
+    Local paths are listed in one ``get_file_info`` call; URIs one by one through their own
+    filesystem (pyarrow's S3, GCS, HDFS…).
+    """
+    out = dict.fromkeys(paths, (-1, -1))
+    local = [p for p in paths if "://" not in p]
+    pairs: list[tuple[str, pafs.FileInfo]] = []
+    if local:
+        fs = pafs.LocalFileSystem()
+        infos = fs.get_file_info([resolve(p)[1] for p in local])
+        pairs.extend(zip(local, infos, strict=True))
+    for path in (p for p in paths if "://" in p):
         try:
             fs, resolved = resolve(path)
-            info = fs.get_file_info(resolved)
-            if info.type == pafs.FileType.File:
-                mtime = info.mtime_ns if info.mtime_ns is not None else -1
-                out[path] = (int(info.size or 0), int(mtime))
-                continue
+            pairs.append((path, fs.get_file_info(resolved)))
         except (OSError, ValueError):
-            pass
-        out[path] = (-1, -1)
+            continue
+    for path, info in pairs:
+        if info.type == pafs.FileType.File:
+            mtime = info.mtime_ns if info.mtime_ns is not None else -1
+            out[path] = (int(info.size or 0), int(mtime))
     return out
 
 
