@@ -57,6 +57,15 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def ffmpeg_cmd(path: str, *args: str, threads: int | None = None) -> list[str]:
+    """A quiet ffmpeg command line reading ``path``; ``threads`` (before ``-i``) sets the
+    decoder's threads, None leaves ffmpeg's default."""
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if threads is not None:
+        cmd += ["-threads", str(threads)]
+    return [*cmd, "-i", path, *args]
+
+
 # --------------------------------------------------------------------------------------------
 # Synthetic content
 # --------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from bench.common import (
     Timed,
     VideoInfo,
     ensure_video,
-    ffmpeg_exe,
+    ffmpeg_cmd,
     load_note,
     machine_info,
     md_table,
@@ -175,20 +175,7 @@ def run_pyav_all(path: str, size: tuple[int, int], keep: bool) -> Outcome:
 
 def run_ffmpeg_null(path: str) -> Outcome:
     """(a) the ffmpeg CLI decoding every frame into the null muxer."""
-    cmd = [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-threads",
-        str(THREADS),
-        "-i",
-        path,
-        "-f",
-        "null",
-        "-",
-    ]
+    cmd = ffmpeg_cmd(path, "-f", "null", "-", threads=THREADS)
     subprocess.run(cmd, check=True)
     return Outcome(decoded=-1, output=0, rows=0)
 
@@ -202,24 +189,7 @@ def run_ffmpeg_fps(
     if size != NATIVE:
         height, width = size
         vf += f",scale={width}:{height}"
-    cmd = [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-threads",
-        str(THREADS),
-        "-i",
-        path,
-        "-vf",
-        vf,
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
+    cmd = ffmpeg_cmd(path, "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "-", threads=THREADS)
     frame_bytes = height * width * 3
     images: list[np.ndarray] = []
     count = 0

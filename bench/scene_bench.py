@@ -47,7 +47,7 @@ from bench.common import (
     VideoInfo,
     VideoRecipe,
     ensure_video,
-    ffmpeg_exe,
+    ffmpeg_cmd,
     load_note,
     machine_info,
     md_table,
@@ -107,11 +107,9 @@ def run_ours(path: str, keep: bool) -> Outcome:
 
 def cli_command(path: str, threads: int | None) -> list[str]:
     """NeMo Curator's command (plus quiet logging); ``threads`` goes before ``-i`` (decoder)."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error"]
-    if threads is not None:
-        cmd += ["-threads", str(threads)]
     size = f"{WIDTH}x{HEIGHT}"
-    return [*cmd, "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "pipe:1"]
+    args = ("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "pipe:1")
+    return ffmpeg_cmd(path, *args, threads=threads)
 
 
 def run_cli(path: str, threads: int | None, keep: bool) -> Outcome:
@@ -125,9 +123,7 @@ def run_cli(path: str, threads: int | None, keep: bool) -> Outcome:
 
 def run_null(path: str) -> Outcome:
     """The ffmpeg CLI decoding every frame into the null muxer: no scaling, no pipe."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error"]
-    cmd += ["-threads", str(THREADS), "-i", path, "-f", "null", "-"]
-    subprocess.run(cmd, check=True)
+    subprocess.run(ffmpeg_cmd(path, "-f", "null", "-", threads=THREADS), check=True)
     return Outcome(-1)
 
 
