@@ -21,7 +21,7 @@ import pyarrow as pa
 from sparkframes.decoding.backends import DecoderUnavailableError
 from sparkframes.errors import DecoderCrashError, VideoTimeoutError
 from sparkframes.extraction import Extraction
-from sparkframes.table.schema import rows_to_batches
+from sparkframes.table.schema import FRAMES_SCHEMA, rows_to_batches
 
 _FRAMES, _REPORT, _FATAL = b"F", b"R", b"X"
 
@@ -112,8 +112,6 @@ def _read_frames(body: bytes) -> tuple[str, pa.RecordBatch]:
     reader = pa.ipc.open_stream(body)
     batch = reader.read_next_batch()
     purpose = reader.schema.metadata[b"purpose"].decode()
-    from sparkframes.table.schema import FRAMES_SCHEMA
-
     return purpose, pa.RecordBatch.from_arrays(batch.columns, schema=FRAMES_SCHEMA)
 
 

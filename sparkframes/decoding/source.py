@@ -49,12 +49,12 @@ class VideoSource:
 
     def reopen(self) -> None:
         """Reopen the container at its start: the fallback when a seek lands somewhere unusable."""
-        threads = self.stream.codec_context.thread_count
+        context = self.stream.codec_context
+        threads, thread_type = context.thread_count, context.thread_type
         self.container.close()
         self.container = open_container(self.path, self.hwaccel)
         self.stream = self.container.streams.video[0]
-        self.stream.codec_context.thread_type = "AUTO"
-        self.stream.codec_context.thread_count = threads
+        _set_threads(self.stream, threads, thread_type)  # as the caller had set them
 
     def __enter__(self) -> VideoSource:
         return self
@@ -125,8 +125,7 @@ def open_video(
             raise VideoTooLargeError(
                 path, f"frame size {width}x{height} is above max_pixels={max_pixels}"
             )
-        stream.codec_context.thread_type = "AUTO"
-        stream.codec_context.thread_count = max(1, int(threads))
+        _set_threads(stream, threads)
         timeline = _index(path, container, stream) if index else None
     except BaseException:
         container.close()
@@ -174,6 +173,14 @@ def _ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's own words without the file name PyAV appends (we name the file ourselves)."""
     strerror = getattr(exc, "strerror", None)
     return strerror or str(exc)
+
+
+def _set_threads(
+    stream: av.video.stream.VideoStream, threads: int, thread_type: str = "AUTO"
+) -> None:
+    """Frame and slice threads by default; the count is the Spark task's cpus."""
+    stream.codec_context.thread_type = thread_type
+    stream.codec_context.thread_count = max(1, int(threads))
 
 
 def scan_extent(source: VideoSource) -> tuple[int, int, int]:

@@ -174,8 +174,8 @@ def _run_video(
         errors.append(_InternalError(work.video_path, exc))
     report = extraction.report
     errors = [*report.errors, *errors]
-    for purpose in work.purposes:
-        if errors:
+    if errors:
+        for purpose in work.purposes:
             batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
             writer.write_errors(batch, work.video_path, purpose)
     outcome.clips = report.clips
