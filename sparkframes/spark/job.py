@@ -112,6 +112,11 @@ def request_key(
             stride.limit_clips,
         ],
     }
+    return fingerprint(doc)
+
+
+def fingerprint(doc: dict) -> str:
+    """A short stable hash of a JSON-able request description."""
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -188,10 +193,10 @@ def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary
 
 def run_video_frames(spark: SparkSession, config: VideoFramesConfig) -> RunSummary:
     """Every frame of every out-of-date video at ``output_hw``, into ``purpose=scene``."""
-    key = hashlib.sha1(json.dumps({"output_hw": list(config.output_hw)}).encode()).hexdigest()
+    key = fingerprint({"output_hw": list(config.output_hw)})
 
     def keys(video: InputVideo) -> dict[str, str]:
-        return {config.purpose: key[:16]}
+        return {config.purpose: key}
 
     settings = dict(kind="video", output_hw=config.output_hw, video_purpose=config.purpose)
     return _run(spark, config, keys, settings, "video-frames")
