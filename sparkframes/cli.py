@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparkframes.config import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
+from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -41,6 +42,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="GPU tasks sharing one GPU (each asks Spark for 1/N of a GPU)",
     )
     p.add_argument("--batch-size", type=int, help="frames per NVDEC batch (pynvc, default 64)")
+    p.add_argument(
+        "--skip-loop-filter",
+        choices=list(LOOP_FILTER_SKIPS),
+        help="skip H.264/HEVC deblocking on the CPU decoder: faster, pixels differ slightly, "
+        "same frames (default none; see the README)",
+    )
     p.add_argument(
         "--video-timeout-s",
         type=float,

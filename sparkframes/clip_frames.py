@@ -57,7 +57,11 @@ class ClipFrameExtraction(Extraction):
         opts = self.options
         hwaccel = cuda_hwaccel(choice)
         with open_video(
-            self.video_path, threads=opts.threads, max_pixels=opts.max_pixels, hwaccel=hwaccel
+            self.video_path,
+            threads=opts.threads,
+            max_pixels=opts.max_pixels,
+            hwaccel=hwaccel,
+            skip_loop_filter=opts.skip_loop_filter,
         ) as src:
             timeline = src.timeline
             assert timeline is not None

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 from sparkframes.spans import FixedStride, to_fraction
 from sparkframes.specs import NATIVE, ExtractionSpec, Policy, check_purpose
 
@@ -75,6 +76,8 @@ class CommonConfig:
     no_fallback: bool = False  # a GPU mode that cannot run fails instead of using the CPU
     streams_per_gpu: int = 1  # GPU tasks ask Spark for 1/streams_per_gpu of a GPU each
     batch_size: int = 64  # frames per NVDEC batch (pynvc)
+    #: Opt-in speed for pixels: skip H.264/HEVC deblocking when decoding on the CPU.
+    skip_loop_filter: str = "none"
     #: Per-video time limit; each video decodes in a child process that is killed at the limit
     #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
     video_timeout_s: float = 3600.0
@@ -91,6 +94,8 @@ class CommonConfig:
             raise ValueError("--max-error-rate must be within [0, 1]")
         if self.video_timeout_s < 0:
             raise ValueError("--video-timeout-s must be >= 0 (0: no limit, no isolation)")
+        if self.skip_loop_filter not in LOOP_FILTER_SKIPS:
+            raise ValueError(f"--skip-loop-filter must be one of {LOOP_FILTER_SKIPS}")
         if self.streams_per_gpu < 1 or self.batch_size < 1:
             raise ValueError("--streams-per-gpu and --batch-size must be >= 1")
 

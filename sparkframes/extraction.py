@@ -67,6 +67,9 @@ class ExtractOptions:
     decoder: DecoderChoice = field(default_factory=lambda: DecoderChoice(CPU, CPU))
     no_fallback: bool = False
     batch_size: int = 64  # frames per NVDEC batch (pynvc)
+    #: Opt-in: skip H.264/HEVC deblocking on the CPU decoder (one of ``LOOP_FILTER_SKIPS``);
+    #: cheaper decoding, slightly different pixels, the same frames and timestamps.
+    skip_loop_filter: str = "none"
 
 
 class Batcher:

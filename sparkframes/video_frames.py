@@ -52,6 +52,7 @@ class VideoFrameExtraction(Extraction):
             max_pixels=opts.max_pixels,
             hwaccel=cuda_hwaccel(choice),
             index=False,
+            skip_loop_filter=opts.skip_loop_filter,
         ) as src:
             origin, end_pts, _ = scan_extent(src)
             time_base = Fraction(src.stream.time_base)

@@ -160,6 +160,17 @@ def test_rerun_is_idempotent_and_incremental(spark, tmp_path, catalog, inputs):
     assert read_table(str(out)).num_rows == len(before)
 
 
+def test_a_setting_that_changes_pixels_re_extracts(spark, tmp_path, catalog):
+    """skip_loop_filter is part of the request key: turning it on (or off) redoes the videos."""
+    inputs = write_input(tmp_path / "in.parquet", [{"video_path": str(catalog["h264_mp4"])}])
+    out = tmp_path / "out"
+    assert run(spark, inputs, out).videos_processed == 1
+    fast = run(spark, inputs, out, skip_loop_filter="all")
+    assert fast.videos_processed == 1 and fast.videos_skipped == 0
+    assert run(spark, inputs, out, skip_loop_filter="all").videos_skipped == 1
+    assert run(spark, inputs, out).videos_processed == 1
+
+
 def test_new_purpose_is_added_without_redoing_others(spark, tmp_path, inputs):
     out = tmp_path / "out"
     run(spark, inputs, out, purpose="embeddings")

@@ -7,11 +7,13 @@ import logging
 import subprocess
 import sys
 from fractions import Fraction as F
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.decoding.backends import (
     CPU,
     FFMPEG_GPU,
@@ -20,10 +22,12 @@ from sparkframes.decoding.backends import (
     choose_decoder,
     cuda_devices,
 )
+from sparkframes.decoding.source import open_video
 from sparkframes.extraction import ExtractOptions
+from sparkframes.specs import NATIVE, ExtractionSpec
 from sparkframes.video_frames import extract_video_frames
 from tests.conftest import oracle_for
-from tests.videos import read_frame_number
+from tests.videos import VideoSpec, make_video, read_frame_number
 
 NO_GPU = cuda_devices()[0] == 0
 SCENE_VIDEOS = [
@@ -144,3 +148,41 @@ def test_memory_stays_flat_as_the_video_gets_longer(tmp_path):
     assert results[500]["frames"] == 500 and results[2000]["frames"] == 2000
     # 1,500 more frames are 5.8 MiB of output; streaming must not keep them.
     assert results[2000]["growth_kib"] - results[500]["growth_kib"] < 4 * 1024, results
+
+
+#: Coarse quantisation (crf 36) so that H.264's deblocking filter has something to smooth.
+DEBLOCKED = VideoSpec(
+    "deblocked_mp4", "libx264", "mp4", 320, 240, 48, bframes=2, options={"crf": "36"}
+)
+
+
+@pytest.fixture(scope="module")
+def deblocked_video(video_dir: Path) -> Path:
+    return make_video(video_dir / DEBLOCKED.filename(), DEBLOCKED)
+
+
+@pytest.mark.parametrize("kind", ["scene", "clip"])
+def test_skip_loop_filter_changes_pixels_slightly_and_never_the_frames(deblocked_video, kind):
+    """The opt-in speed-up reaches the decoder (pixels move) and keeps the frame choice."""
+    path = str(deblocked_video)
+
+    def extract(skip: str):
+        options = ExtractOptions(skip_loop_filter=skip)
+        if kind == "scene":
+            return rows_of(extract_video_frames(path, (27, 48), options=options))
+        spec = ExtractionSpec("embeddings", target_fps=(F(5),), target_res=NATIVE)
+        return rows_of(extract_clip_frames(path, [spec], options=options))
+
+    exact, fast = extract("none"), extract("all")
+    assert [r.pts_s for r in fast] == [r.pts_s for r in exact]
+    assert [read_frame_number(r.image) for r in fast] == [read_frame_number(r.image) for r in exact]
+    diffs = [
+        np.abs(a.image.astype(np.int16) - b.image).mean() for a, b in zip(fast, exact, strict=True)
+    ]
+    assert max(diffs) > 0  # the option took effect
+    assert np.mean(diffs) < 1.0  # and stays small (documented in the README)
+
+
+def test_skip_loop_filter_rejects_unknown_levels(catalog):
+    with pytest.raises(ValueError, match="skip_loop_filter must be one of"):
+        open_video(str(catalog["h264_mp4"]), skip_loop_filter="most")

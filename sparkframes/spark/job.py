@@ -115,6 +115,14 @@ def request_key(
     return fingerprint(doc)
 
 
+def pixels_key(key: str, config: CommonConfig) -> str:
+    """``key`` extended by the decode settings that change pixels, so that turning one on (or
+    off) re-extracts; with the defaults it is ``key`` unchanged, as earlier runs stored it."""
+    if config.skip_loop_filter == "none":
+        return key
+    return fingerprint({"request": key, "skip_loop_filter": config.skip_loop_filter})
+
+
 def fingerprint(doc: dict) -> str:
     """A short stable hash of a JSON-able request description."""
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
@@ -185,7 +193,7 @@ def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary
     specs, stride = config.specs(), config.stride()
 
     def keys(video: InputVideo) -> dict[str, str]:
-        return {s.purpose: request_key(s, video.clips, stride) for s in specs}
+        return {s.purpose: pixels_key(request_key(s, video.clips, stride), config) for s in specs}
 
     settings = dict(kind="clips", specs=tuple(specs), stride=stride)
     return _run(spark, config, keys, settings, "clip-frames")
@@ -193,7 +201,7 @@ def run_clip_frames(spark: SparkSession, config: ClipFramesConfig) -> RunSummary
 
 def run_video_frames(spark: SparkSession, config: VideoFramesConfig) -> RunSummary:
     """Every frame of every out-of-date video at ``output_hw``, into ``purpose=scene``."""
-    key = fingerprint({"output_hw": list(config.output_hw)})
+    key = pixels_key(fingerprint({"output_hw": list(config.output_hw)}), config)
 
     def keys(video: InputVideo) -> dict[str, str]:
         return {config.purpose: key}
@@ -231,6 +239,7 @@ def _run(
             decoder_mode=config.decoder_mode,
             no_fallback=config.no_fallback,
             batch_size=config.batch_size,
+            skip_loop_filter=config.skip_loop_filter,
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
             video_timeout_s=config.video_timeout_s,

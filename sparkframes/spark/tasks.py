@@ -87,6 +87,7 @@ class TaskSettings:
     decoder_mode: str = "ffmpeg_cpu"
     no_fallback: bool = False
     batch_size: int = 64
+    skip_loop_filter: str = "none"
     threads: int = 0  # 0: the task's cpus
     max_pixels: int = 8192 * 8192
     video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
@@ -114,6 +115,7 @@ def run_partition(
         decoder=choose_decoder(settings.decoder_mode, gpu_id, no_fallback=settings.no_fallback),
         no_fallback=settings.no_fallback,
         batch_size=settings.batch_size,
+        skip_loop_filter=settings.skip_loop_filter,
     )
     result = AttemptResult(staging_dir=attempt_dir)
     outcomes = []
