@@ -13,6 +13,7 @@ import av
 import numpy as np
 
 from sparkframes.decoding.backends import PYNVC, DecoderChoice
+from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.pyav_decoder import PyAVDecoder
 from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
 from sparkframes.decoding.source import VideoSource, first_frame_turns, open_video
@@ -77,7 +78,7 @@ class ClipFrameExtraction(Extraction):
                 src, skip_unneeded=opts.skip_unneeded, fail_fast=hwaccel is not None
             )
             self.report.decode = decoder.stats
-            for position, frame in decoder.frames(plan.positions):
+            for position, frame in overlapped(decoder.frames(plan.positions), opts.threads):
                 pts_s = timeline.seconds(frame.pts)
                 for row in _rows(self.video_path, plan.requests[position], frame, pts_s):
                     if batch := batcher.add(row):

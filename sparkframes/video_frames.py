@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from sparkframes.decoding.backends import PYNVC, DecoderChoice
+from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.pyav_decoder import PyAVDecoder
 from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
 from sparkframes.decoding.source import first_frame_turns, open_video, scan_extent
@@ -93,7 +94,7 @@ class VideoFrameExtraction(Extraction):
                     src, skip_unneeded=False, fail_fast=choice.mode != "ffmpeg_cpu"
                 )
                 self.report.decode = decoder.stats
-                for frame in decoder.all_frames():
+                for frame in overlapped(decoder.all_frames(), opts.threads):
                     if frame.pts is None:
                         continue
                     if batch := batcher.add(row(index, frame.pts, to_rgb(frame, self.output_hw))):

@@ -46,10 +46,12 @@ def rows_of(extraction):
     return [row for batch in extraction for row in batch]
 
 
+@pytest.mark.parametrize("threads", [1, 2])  # 2: decoding overlaps conversion (prefetch.py)
 @pytest.mark.parametrize("name", SCENE_VIDEOS)
-def test_every_frame_in_order_at_exactly_h_by_w(catalog, name):
+def test_every_frame_in_order_at_exactly_h_by_w(catalog, name, threads):
     oracle = oracle_for(catalog[name])
-    ex = extract_video_frames(str(catalog[name]), (27, 48))
+    options = ExtractOptions(threads=threads)
+    ex = extract_video_frames(str(catalog[name]), (27, 48), options=options)
     rows = rows_of(ex)
     assert not ex.report.errors
     assert [r.frame_index for r in rows] == list(range(len(oracle.frames)))
