@@ -15,6 +15,7 @@ import numpy as np
 from sparkframes.decoding.backends import PYNVC, DecoderChoice
 from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.pyav_decoder import PyAVDecoder
+from sparkframes.decoding.pynvc_decoder import NvdecRefusedError, PyNvcDecoder, nvdec_refusal
 from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
 from sparkframes.decoding.source import VideoSource, first_frame_turns, open_video
 from sparkframes.errors import DecodeError, FrameExtractionError
@@ -91,10 +92,10 @@ class ClipFrameExtraction(Extraction):
         self, src: VideoSource, plan: VideoPlan, choice: DecoderChoice, batcher: Batcher
     ) -> Iterator[list[ExtractedFrame]]:
         """NVDEC decodes every frame in order; the planned ones are kept (by pts)."""
-        from sparkframes.decoding.pynvc_decoder import PyNvcDecoder
-
         timeline = src.timeline
         assert timeline is not None
+        if refusal := nvdec_refusal(src.stream.frames, len(timeline)):
+            raise NvdecRefusedError(refusal)  # no path: one warning per cause
         turns = first_frame_turns(src)
         wanted = {timeline.pts[p]: p for p in plan.positions}
         decoder = PyNvcDecoder(self.video_path, choice.gpu_id, self.options.batch_size)

@@ -95,10 +95,16 @@ class Batcher:
 
 
 def cuda_hwaccel(choice: DecoderChoice) -> HWAccel | None:
-    """FFmpeg's CUDA hwaccel on the assigned GPU for ``ffmpeg_gpu``; None otherwise."""
+    """FFmpeg's CUDA hwaccel on the assigned GPU for ``ffmpeg_gpu``; None otherwise.
+
+    PyAV's own software fallback is off: with it, a stream NVDEC refuses (an unsupported profile
+    or size) would be decoded on the CPU silently and recorded as ``ffmpeg_gpu``. Without it the
+    decoder fails at its first frame, and our fallback decodes the video on the CPU with a
+    warning and records ``ffmpeg_cpu``.
+    """
     if choice.mode != FFMPEG_GPU:
         return None
-    return HWAccel("cuda", device=str(choice.gpu_id), allow_software_fallback=True)
+    return HWAccel("cuda", device=str(choice.gpu_id), allow_software_fallback=False)
 
 
 class Extraction:

@@ -15,6 +15,7 @@ import numpy as np
 from sparkframes.decoding.backends import PYNVC, DecoderChoice
 from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.pyav_decoder import PyAVDecoder
+from sparkframes.decoding.pynvc_decoder import NvdecRefusedError, PyNvcDecoder, nvdec_refusal
 from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
 from sparkframes.decoding.source import first_frame_turns, open_video, scan_extent
 from sparkframes.errors import DecodeError
@@ -55,7 +56,7 @@ class VideoFrameExtraction(Extraction):
             index=False,
             skip_loop_filter=opts.skip_loop_filter,
         ) as src:
-            origin, end_pts, _ = scan_extent(src)
+            origin, end_pts, count = scan_extent(src)
             time_base = Fraction(src.stream.time_base)
             end_s = (end_pts - origin) * time_base
             clip_id = derive_clip_id(self.video_path, Fraction(0), end_s)
@@ -78,8 +79,8 @@ class VideoFrameExtraction(Extraction):
 
             index = 0
             if choice.mode == PYNVC:
-                from sparkframes.decoding.pynvc_decoder import PyNvcDecoder
-
+                if refusal := nvdec_refusal(src.stream.frames, count):
+                    raise NvdecRefusedError(refusal)  # no path: one warning per cause
                 turns = first_frame_turns(src)
                 nv = PyNvcDecoder(self.video_path, choice.gpu_id, opts.batch_size)
                 for pts, rgb in nv.frames():
@@ -89,6 +90,13 @@ class VideoFrameExtraction(Extraction):
                         yield batch
                     index += 1
                 self.report.decode.frames_decoded = nv.frames_decoded
+                if index != count:  # repeated pts, frames before the first keyframe
+                    self.report.errors.append(
+                        DecodeError(
+                            self.video_path,
+                            f"NVDEC delivered {index} of the {count} frames in the file",
+                        )
+                    )
             else:
                 decoder = PyAVDecoder(
                     src, skip_unneeded=False, fail_fast=choice.mode != "ffmpeg_cpu"

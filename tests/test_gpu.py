@@ -63,3 +63,16 @@ def test_clip_frames_match_cpu(catalog, mode):
     assert [(key(r), r.pts_s) for r in sorted(gpu, key=key)] == [
         (key(r), r.pts_s) for r in sorted(cpu, key=key)
     ]
+
+
+def test_pynvc_leaves_matroska_to_the_cpu_with_a_warning(catalog, caplog):
+    """PyNvVideoCodec stops at the header's frame count, which Matroska lacks: CPU fallback."""
+    _need(PYNVC)
+    path = str(catalog["vfr_mkv"])
+    ex = extract_video_frames(
+        path, (27, 48), options=ExtractOptions(decoder=choose_decoder(PYNVC, 0))
+    )
+    rows = _rows(ex)
+    assert ex.report.decoder == "ffmpeg_cpu" and not ex.report.errors
+    assert [r.pts_s for r in rows] == [r.pts_s for r in _rows(extract_video_frames(path, (27, 48)))]
+    assert "frame count" in caplog.text

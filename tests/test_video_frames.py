@@ -22,6 +22,7 @@ from sparkframes.decoding.backends import (
     choose_decoder,
     cuda_devices,
 )
+from sparkframes.decoding.pynvc_decoder import nvdec_refusal
 from sparkframes.decoding.source import open_video
 from sparkframes.extraction import ExtractOptions
 from sparkframes.specs import NATIVE, ExtractionSpec
@@ -188,3 +189,15 @@ def test_skip_loop_filter_changes_pixels_slightly_and_never_the_frames(deblocked
 def test_skip_loop_filter_rejects_unknown_levels(catalog):
     with pytest.raises(ValueError, match="skip_loop_filter must be one of"):
         open_video(str(catalog["h264_mp4"]), skip_loop_filter="most")
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"), [("h264_mp4", False), ("vfr_mkv", True), ("odd_vp9_webm", True)]
+)
+def test_nvdec_is_refused_where_the_header_has_no_true_frame_count(catalog, name, refused):
+    """PyNvVideoCodec reads up to the header's frame count: Matroska/WebM have none."""
+    with av.open(str(catalog[name])) as container:
+        header = container.streams.video[0].frames
+        demuxed = sum(1 for p in container.demux(video=0) if p.size)
+    assert (nvdec_refusal(header, demuxed) is not None) is refused
+    assert "says 10 frames but 12" in (nvdec_refusal(10, 12) or "")

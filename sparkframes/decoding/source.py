@@ -135,6 +135,11 @@ def open_video(
             raise VideoTooLargeError(
                 path, f"frame size {width}x{height} is above max_pixels={max_pixels}"
             )
+        if hwaccel is not None and not stream.codec_context.is_hwaccel:
+            # PyAV leaves a codec without a CUDA decoder on the CPU without saying so.
+            raise HardwareOpenError(
+                f"{path}: FFmpeg has no hardware decoder for {stream.codec_context.name}"
+            )
         _configure_decoder(stream, threads, "AUTO", skip_loop_filter)
         timeline = _index(path, container, stream) if index else None
     except BaseException:
