@@ -64,6 +64,7 @@ class ClipFrameExtraction(Extraction):
             max_pixels=opts.max_pixels,
             hwaccel=hwaccel,
             skip_loop_filter=opts.skip_loop_filter,
+            local_copy=self.local_copy,
         ) as src:
             timeline = src.timeline
             assert timeline is not None
@@ -98,7 +99,7 @@ class ClipFrameExtraction(Extraction):
             raise NvdecRefusedError(refusal)  # no path: one warning per cause
         turns = first_frame_turns(src)
         wanted = {timeline.pts[p]: p for p in plan.positions}
-        decoder = PyNvcDecoder(self.video_path, choice.gpu_id, self.options.batch_size)
+        decoder = PyNvcDecoder(src.readable_path, choice.gpu_id, self.options.batch_size)
         for pts, rgb in decoder.frames():
             position = wanted.pop(pts, None)
             if position is None:

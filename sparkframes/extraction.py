@@ -19,6 +19,7 @@ from sparkframes.decoding.backends import (
     warn_fallback,
 )
 from sparkframes.decoding.pyav_decoder import DecodeStats
+from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
 from sparkframes.errors import FrameExtractionError
 
@@ -119,14 +120,37 @@ class Extraction:
         self.video_path = video_path
         self.options = options or ExtractOptions()
         self.report = ExtractionReport(video_path, decoder=self.options.decoder.mode)
+        #: A local copy of a video on a filesystem FFmpeg cannot read (``fetch``), else None.
+        self.local_copy: str | None = None
+
+    def fetch(self) -> bool:
+        """Copy a video FFmpeg cannot read in place (s3://, gs://, hdfs://…) to local scratch.
+
+        True when this call made the copy (the caller then ``discard``s it). Raises
+        ``VideoOpenError`` naming the video when it cannot be read. The isolated runner calls it
+        in the parent, so the forked child never touches a filesystem client the parent made.
+        """
+        if self.local_copy is not None or not needs_local_copy(self.video_path):
+            return False
+        self.local_copy = fetch_local_copy(self.video_path)
+        return True
+
+    def discard(self) -> None:
+        """Delete the local copy, if any."""
+        remove_local_copy(self.local_copy)
+        self.local_copy = None
 
     def __iter__(self) -> Iterator[list[ExtractedFrame]]:
         started = time.perf_counter()
+        fetched = False
         try:
+            fetched = self.fetch()
             yield from self._with_fallback()
         except FrameExtractionError as exc:
             self.report.errors.append(exc)
         finally:
+            if fetched:
+                self.discard()
             self.report.seconds = time.perf_counter() - started
 
     def _with_fallback(self) -> Iterator[list[ExtractedFrame]]:

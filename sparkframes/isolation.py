@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from sparkframes.decoding.backends import DecoderUnavailableError
-from sparkframes.errors import DecoderCrashError, VideoTimeoutError
+from sparkframes.errors import DecoderCrashError, FrameExtractionError, VideoTimeoutError
 from sparkframes.extraction import Extraction
 from sparkframes.table.schema import FRAMES_SCHEMA, rows_to_batches
 
@@ -33,7 +33,26 @@ def run_inline(extraction: Extraction) -> Iterator[tuple[str, pa.RecordBatch]]:
 
 
 def run_isolated(extraction: Extraction, timeout_s: float) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """(purpose, record batch) pairs from a forked child; ``extraction.report`` is filled in."""
+    """(purpose, record batch) pairs from a forked child; ``extraction.report`` is filled in.
+
+    A video on a filesystem FFmpeg cannot read is fetched here, before the fork, and deleted
+    after: a filesystem client used in a forked child of a process that has used it may hang
+    (reported for the AWS SDK behind pyarrow's S3), so the child only reads a local file. The
+    fetch is bounded by the filesystem's own timeouts, not by ``timeout_s``.
+    """
+    try:
+        fetched = extraction.fetch()
+    except FrameExtractionError as exc:
+        extraction.report.errors.append(exc)
+        return
+    try:
+        yield from _run_in_child(extraction, timeout_s)
+    finally:
+        if fetched:
+            extraction.discard()
+
+
+def _run_in_child(extraction: Extraction, timeout_s: float) -> Iterator[tuple[str, pa.RecordBatch]]:
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child_main, args=(extraction, sender), daemon=True)

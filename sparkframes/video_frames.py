@@ -55,6 +55,7 @@ class VideoFrameExtraction(Extraction):
             hwaccel=cuda_hwaccel(choice),
             index=False,
             skip_loop_filter=opts.skip_loop_filter,
+            local_copy=self.local_copy,
         ) as src:
             origin, end_pts, count = scan_extent(src)
             time_base = Fraction(src.stream.time_base)
@@ -82,7 +83,7 @@ class VideoFrameExtraction(Extraction):
                 if refusal := nvdec_refusal(src.stream.frames, count):
                     raise NvdecRefusedError(refusal)  # no path: one warning per cause
                 turns = first_frame_turns(src)
-                nv = PyNvcDecoder(self.video_path, choice.gpu_id, opts.batch_size)
+                nv = PyNvcDecoder(src.readable_path, choice.gpu_id, opts.batch_size)
                 for pts, rgb in nv.frames():
                     if batch := batcher.add(
                         row(index, pts, rgb_to_rgb(rgb, self.output_hw, turns))

@@ -13,6 +13,7 @@ from fractions import Fraction
 import av
 from av.codec.hwaccel import HWAccel
 
+from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
 from sparkframes.errors import (
     EmptyVideoError,
     NotAVideoError,
@@ -36,7 +37,12 @@ class HardwareOpenError(RuntimeError):
 
 @dataclass
 class VideoSource:
-    """An opened video: the container (positioned anywhere), its stream and its timeline."""
+    """An opened video: the container (positioned anywhere), its stream and its timeline.
+
+    ``path`` is the video as given (errors name it); ``local_copy`` the scratch copy FFmpeg reads
+    when ``path`` is on a filesystem FFmpeg cannot read itself (``remote.py``), deleted on close
+    when ``owns_copy``.
+    """
 
     path: str
     container: av.container.InputContainer
@@ -44,20 +50,29 @@ class VideoSource:
     timeline: VideoTimeline | None
     hwaccel: HWAccel | None = None
     skip_loop_filter: str = "none"
+    local_copy: str | None = None
+    owns_copy: bool = False
 
     @property
     def codec(self) -> str:
         return self.stream.codec_context.name
 
+    @property
+    def readable_path(self) -> str:
+        """What another reader of the file (NVDEC) should open: the local copy, if any."""
+        return self.local_copy or self.path
+
     def close(self) -> None:
         self.container.close()
+        if self.owns_copy:
+            remove_local_copy(self.local_copy)
 
     def reopen(self) -> None:
         """Reopen the container at its start: the fallback when a seek lands somewhere unusable."""
         context = self.stream.codec_context
         threads, thread_type = context.thread_count, context.thread_type
         self.container.close()
-        self.container = open_container(self.path, self.hwaccel)
+        self.container = open_container(self.path, self.hwaccel, read_from=self.local_copy)
         self.stream = self.container.streams.video[0]
         # As the caller had set them.
         _configure_decoder(self.stream, threads, thread_type, self.skip_loop_filter)
@@ -69,12 +84,17 @@ class VideoSource:
         self.close()
 
 
-def open_container(path: str, hwaccel: HWAccel | None = None) -> av.container.InputContainer:
+def open_container(
+    path: str, hwaccel: HWAccel | None = None, *, read_from: str | None = None
+) -> av.container.InputContainer:
     """Open ``path`` with FFmpeg, turning its errors into one that names the file and cause.
 
     ``hwaccel`` decodes on a device (FFmpeg's CUDA hwaccel for ``ffmpeg_gpu``); frames are
-    downloaded to system memory as they are decoded.
+    downloaded to system memory as they are decoded. ``read_from`` is a local copy of ``path``
+    to open instead (errors still name ``path``).
     """
+    if read_from is not None:
+        return _open(read_from, hwaccel, name=path)
     if "://" not in path:
         if not os.path.exists(path):
             raise VideoOpenError(path, "no such file")
@@ -86,20 +106,24 @@ def open_container(path: str, hwaccel: HWAccel | None = None) -> av.container.In
             raise VideoOpenError(path, "permission denied (the file is not readable)")
         if os.path.getsize(path) == 0:
             raise VideoOpenError(path, "file is empty (0 bytes)")
+    return _open(path, hwaccel, name=path)
+
+
+def _open(target: str, hwaccel: HWAccel | None, *, name: str) -> av.container.InputContainer:
     if hwaccel is not None:
         try:
-            return av.open(path, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
+            return av.open(target, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
         except (av.error.FFmpegError, OSError) as exc:
             # The device, not the file, may be at fault: a distinct error lets the caller fall
             # back to the CPU, which then names any fault of the file itself.
-            raise HardwareOpenError(f"{path}: cannot open with hwaccel: {exc}") from exc
+            raise HardwareOpenError(f"{name}: cannot open with hwaccel: {exc}") from exc
     try:
-        return av.open(path, mode="r", metadata_errors="ignore")
+        return av.open(target, mode="r", metadata_errors="ignore")
     except PermissionError as exc:
-        raise VideoOpenError(path, f"permission denied ({exc.strerror})") from exc
+        raise VideoOpenError(name, f"permission denied ({exc.strerror})") from exc
     except (av.error.FFmpegError, OSError) as exc:
         reason = _ffmpeg_reason(exc)
-        raise VideoOpenError(path, f"cannot open as a video container: {reason}") from exc
+        raise VideoOpenError(name, f"cannot open as a video container: {reason}") from exc
 
 
 def open_video(
@@ -110,6 +134,7 @@ def open_video(
     hwaccel: HWAccel | None = None,
     index: bool = True,
     skip_loop_filter: str = "none",
+    local_copy: str | None = None,
 ) -> VideoSource:
     """Open ``path``, pick its first video stream and (``index=True``) index its packets.
 
@@ -119,10 +144,22 @@ def open_video(
     ``threads`` is the decoder thread count (frame and slice threads); Spark passes the task's
     cpus so that decoding never oversubscribes the executor's cores. ``skip_loop_filter`` is one
     of ``LOOP_FILTER_SKIPS`` (opt-in speed for pixels, see there).
+
+    A ``path`` on a filesystem FFmpeg cannot read (s3://, gs://, hdfs://…) is read from
+    ``local_copy`` when the caller fetched one (``remote.fetch_local_copy``), else fetched here
+    and deleted when the source closes.
     """
     if skip_loop_filter not in LOOP_FILTER_SKIPS:
         raise ValueError(f"skip_loop_filter must be one of {LOOP_FILTER_SKIPS}")
-    container = open_container(path, hwaccel)
+    owns_copy = local_copy is None and needs_local_copy(path)
+    if owns_copy:
+        local_copy = fetch_local_copy(path)
+    try:
+        container = open_container(path, hwaccel, read_from=local_copy)
+    except BaseException:
+        if owns_copy:
+            remove_local_copy(local_copy)
+        raise
     try:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -144,8 +181,12 @@ def open_video(
         timeline = _index(path, container, stream) if index else None
     except BaseException:
         container.close()
+        if owns_copy:
+            remove_local_copy(local_copy)
         raise
-    return VideoSource(path, container, stream, timeline, hwaccel, skip_loop_filter)
+    return VideoSource(
+        path, container, stream, timeline, hwaccel, skip_loop_filter, local_copy, owns_copy
+    )
 
 
 def _index(

@@ -21,6 +21,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.filesystems import resolve
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.inputs import InputVideo, read_input
 from sparkframes.spark.progress import ProgressLine
@@ -40,7 +41,7 @@ from sparkframes.table.commit import (
     TableState,
     commit_run,
     delete_orphans,
-    resolve,
+    staging_location,
     staging_root,
 )
 
@@ -235,7 +236,7 @@ def _run(
         sc = spark.sparkContext
         settings = TaskSettings(
             run_id=run_id,
-            staging_root=staging_root(root),
+            staging_root=staging_location(config.output),
             decoder_mode=config.decoder_mode,
             no_fallback=config.no_fallback,
             batch_size=config.batch_size,

@@ -19,11 +19,12 @@ from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
 from sparkframes.errors import FrameExtractionError
 from sparkframes.extraction import Extraction, ExtractOptions
+from sparkframes.filesystems import resolve
 from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.progress import write_progress
 from sparkframes.specs import ExtractionSpec
-from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, resolve
+from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult
 from sparkframes.table.schema import errors_to_batch
 from sparkframes.table.writer import StagingWriter
 from sparkframes.video_frames import extract_video_frames

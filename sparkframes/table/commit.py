@@ -26,18 +26,19 @@ The unit of incremental state is (video, purpose): a unit is skipped when the vi
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from sparkframes.filesystems import resolve
 from sparkframes.table.writer import StagedFile
 
 MANIFEST_PATH = "_sparkframes/manifest.parquet"
@@ -60,17 +61,20 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
-def resolve(path: str) -> tuple[pafs.FileSystem, str]:
-    """Filesystem and path for a local path or a filesystem URI (file://, s3://, hdfs://…)."""
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), os.path.abspath(path).replace(os.sep, "/")
-
-
 def staging_root(table_root: str) -> str:
     """The staging area beside (not inside) the table, so no reader ever lists it."""
     parent, name = posixpath.split(table_root.rstrip("/"))
     return posixpath.join(parent, f".{name}.staging")
+
+
+def staging_location(output: str) -> str:
+    """The staging area of the table at ``output`` (a path or URI), in a form ``resolve`` maps
+    to the same filesystem: executors get this string, and a resolved S3 key would read as a
+    local path there."""
+    if "://" not in output:
+        return staging_root(resolve(output)[1])
+    parts = urlsplit(output)
+    return urlunsplit(parts._replace(path=staging_root(parts.path)))
 
 
 @dataclass(frozen=True)

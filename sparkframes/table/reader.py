@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from sparkframes.table.commit import TableState, resolve
+from sparkframes.filesystems import resolve
+from sparkframes.table.commit import TableState
 from sparkframes.table.schema import ERRORS_SCHEMA, FRAMES_SCHEMA
 from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy
 

@@ -1,0 +1,192 @@
+"""Videos and tables on object stores (s3://, s3a://): fetched to scratch, the same frames.
+
+The S3 endpoint is moto's S3 server on loopback, spoken to over HTTP by pyarrow's real S3
+client (the AWS C++ SDK), as a data lake's object store would be.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sparkframes.clip_frames import extract_clip_frames
+from sparkframes.config import VideoFramesConfig, build_config
+from sparkframes.decoding import remote
+from sparkframes.decoding.source import open_video
+from sparkframes.errors import VideoOpenError
+from sparkframes.isolation import run_isolated
+from sparkframes.spark.job import run_video_frames
+from sparkframes.specs import ExtractionSpec
+from sparkframes.table.commit import staging_location
+from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames
+from sparkframes.video_frames import extract_video_frames
+
+BUCKET = "lake"
+VIDEOS = ["h264_mp4", "vfr_mkv"]
+
+
+@pytest.fixture(scope="module")
+def s3(catalog):
+    """An S3 endpoint on loopback holding some catalog videos; yields {name: s3 URI}."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        uris = {}
+        for name in VIDEOS:
+            key = f"videos/{catalog[name].name}"
+            client.upload_file(str(catalog[name]), BUCKET, key)
+            # Hadoop's s3a:// (what Spark-written lakes hold) for one of them.
+            scheme = "s3a" if name == "vfr_mkv" else "s3"
+            uris[name] = f"{scheme}://{BUCKET}/{key}"
+        client.put_object(Bucket=BUCKET, Key="videos/empty.mp4", Body=b"")
+        yield {"uris": uris, "env": env}
+    server.stop()
+
+
+@pytest.fixture()
+def scratch(tmp_path, monkeypatch):
+    """A scratch directory of its own, so a test can see that copies are deleted."""
+    path = tmp_path / "scratch"
+    monkeypatch.setenv("SPARKFRAMES_SCRATCH_DIR", str(path))
+    return path
+
+
+def _frames(extraction) -> list:
+    return [row for batch in extraction for row in batch]
+
+
+def test_which_paths_are_fetched():
+    assert remote.needs_local_copy("s3://b/v.mp4") and remote.needs_local_copy("gs://b/v.mp4")
+    assert remote.needs_local_copy("hdfs://nn:8020/v.mp4") and remote.needs_local_copy("s3a://b/v")
+    for readable in ("/data/v.mp4", "v.mp4", "https://host/v.mp4", "file:///data/v.mp4"):
+        assert not remote.needs_local_copy(readable)
+
+
+def test_staging_stays_on_the_tables_filesystem():
+    """Executors get the staging location as a string: for S3 it must stay an S3 URI."""
+    assert staging_location("s3://lake/tables/frames") == "s3://lake/tables/.frames.staging"
+    assert staging_location("s3a://lake/frames/") == "s3a://lake/.frames.staging"
+    assert staging_location("out/frames").endswith("/out/.frames.staging")
+    assert staging_location("out/frames").startswith("/")
+
+
+@pytest.mark.parametrize("name", VIDEOS)
+def test_clip_frames_from_s3_equal_the_local_files(s3, scratch, catalog, name):
+    uri = s3["uris"][name]
+    spec = ExtractionSpec("embeddings", (2.0,), "sequence", (32, 48))
+    remote_rows = _frames(extract_clip_frames(uri, [spec]))
+    local_rows = _frames(extract_clip_frames(str(catalog[name]), [spec]))
+    assert remote_rows and len(remote_rows) == len(local_rows)
+    for r, loc in zip(remote_rows, local_rows, strict=True):
+        assert r.video_path == uri  # returned exactly as given
+        assert (r.clip_start_s, r.clip_end_s, r.frame_index, r.pts_s) == (
+            loc.clip_start_s,
+            loc.clip_end_s,
+            loc.frame_index,
+            loc.pts_s,
+        )
+        assert np.array_equal(r.image, loc.image)
+    assert list(scratch.iterdir()) == []  # the copy is gone
+
+
+def test_isolated_scene_frames_from_s3_fetch_in_the_parent(s3, scratch, catalog):
+    uri = s3["uris"]["h264_mp4"]
+    extraction = extract_video_frames(uri, (27, 48))
+    batches = list(run_isolated(extraction, timeout_s=120))
+    assert not extraction.report.errors
+    got = pa.Table.from_batches([b for _, b in batches])
+    want = [
+        float(r.pts_s) for r in _frames(extract_video_frames(str(catalog["h264_mp4"]), (27, 48)))
+    ]
+    assert got.column("pts_s").to_pylist() == want
+    assert set(got.column("video_path").to_pylist()) == {uri}
+    assert extraction.local_copy is None and list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "cause"),
+    [
+        (f"s3://{BUCKET}/videos/missing.mp4", "no such file"),
+        (f"s3://{BUCKET}/videos/empty.mp4", "file is empty"),
+        (f"s3://{BUCKET}/videos", "is a directory"),
+        ("nosuchfs://host/v.mp4", "no filesystem for 'nosuchfs://'"),
+    ],
+)
+def test_unreadable_remote_videos_name_the_uri_and_cause(s3, scratch, uri, cause):
+    with pytest.raises(VideoOpenError, match=cause) as info:
+        open_video(uri)
+    assert uri in str(info.value)
+    extraction = extract_video_frames(uri, (27, 48))
+    assert list(run_isolated(extraction, timeout_s=60)) == []
+    assert [type(e) for e in extraction.report.errors] == [VideoOpenError]
+    assert not scratch.exists() or list(scratch.iterdir()) == []
+
+
+def test_a_video_larger_than_the_free_scratch_space_is_refused(s3, scratch, monkeypatch):
+    monkeypatch.setattr(remote, "SCRATCH_HEADROOM_BYTES", 1 << 62)  # no disk has this free
+    with pytest.raises(VideoOpenError, match="MiB of scratch space") as info:
+        open_video(s3["uris"]["h264_mp4"])
+    assert "SPARKFRAMES_SCRATCH_DIR" in str(info.value)
+    assert list(scratch.iterdir()) == []
+
+
+def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(
+    spark, s3, scratch, tmp_path, catalog
+):
+    """Videos and output table on S3, input table local: the data-lake refresh, twice."""
+    env = {**s3["env"], "SPARKFRAMES_SCRATCH_DIR": str(scratch)}
+    executor_env = spark.sparkContext.environment  # passed to Python workers of later jobs
+    saved = dict(executor_env)
+    executor_env.update(env)
+    try:
+        paths = [*s3["uris"].values(), f"s3://{BUCKET}/videos/missing.mp4"]
+        table = pa.table({"video_path": pa.array(paths, pa.string())})
+        pq.write_table(table, tmp_path / "in.parquet")
+        out = f"s3://{BUCKET}/tables/frames"
+        config = build_config(
+            VideoFramesConfig, {"input": str(tmp_path / "in.parquet"), "output": out}
+        )
+        first = run_video_frames(spark, config)
+        assert (first.videos_processed, first.videos_failed) == (3, 1)
+        frames = read_frames(out, purpose="scene")
+        for name, uri in s3["uris"].items():
+            mine = frames.filter(pa.compute.equal(frames["video_path"], uri))
+            local = _frames(extract_video_frames(str(catalog[name]), (27, 48)))
+            assert mine["pts_s"].to_pylist() == [float(r.pts_s) for r in local]
+            assert np.array_equal(frames_to_numpy(mine), np.stack([r.image for r in local]))
+        errors = read_errors(out).to_pylist()
+        assert [(e["video_path"], e["stage"]) for e in errors] == [(paths[-1], "open")]
+        assert "no such file" in errors[0]["message"]
+
+        again = run_video_frames(spark, config)  # incremental: S3 sizes and mtimes unchanged
+        assert (again.videos_processed, again.videos_skipped) == (0, 3)
+
+        import boto3  # the missing video appears: the next run extracts it, and only it
+
+        boto3.client("s3").upload_file(str(catalog["h264_mp4"]), BUCKET, "videos/missing.mp4")
+        third = run_video_frames(spark, config)
+        assert (third.videos_processed, third.videos_failed) == (1, 0)
+        h264_frames = len(_frames(extract_video_frames(str(catalog["h264_mp4"]), (27, 48))))
+        assert read_frames(out, purpose="scene").num_rows == frames.num_rows + h264_frames
+        assert read_errors(out).num_rows == 0  # the video's old error row is replaced
+    finally:
+        executor_env.clear()
+        executor_env.update(saved)
+    assert not scratch.exists() or list(scratch.iterdir()) == []
