@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class FrameExtractionError(Exception):
     """Base class: something about one video (or one clip of it) could not be extracted.
@@ -11,6 +13,9 @@ class FrameExtractionError(Exception):
     """
 
     stage = "extract"
+    #: The failure may pass by itself (a time limit, a crash, storage out of reach): the next
+    #: incremental run tries the video again even though the file did not change.
+    transient = False
 
     def __init__(self, video_path: str, cause: str, *, clip_id: str | None = None) -> None:
         self.video_path = video_path
@@ -35,6 +40,13 @@ class VideoOpenError(FrameExtractionError):
     """The file is missing, unreadable, or not a container FFmpeg understands."""
 
     stage = "open"
+
+
+class VideoFetchError(VideoOpenError):
+    """A video on an object store could not be copied to local scratch: the store was out of
+    reach, the read failed, or scratch space ran short."""
+
+    transient = True
 
 
 class NoVideoStreamError(FrameExtractionError):
@@ -71,15 +83,31 @@ class VideoTimeoutError(FrameExtractionError):
     """Extraction of this video ran past the per-video time limit and was stopped."""
 
     stage = "decode"
+    transient = True
 
 
 class DecoderCrashError(FrameExtractionError):
     """The process decoding this video died (a crash inside FFmpeg, or it was killed)."""
 
     stage = "decode"
+    transient = True
 
 
 class DecodeError(FrameExtractionError):
     """Decoding failed part-way; frames decoded before the failure are kept."""
 
     stage = "decode"
+
+
+class InternalError(FrameExtractionError):
+    """An unexpected exception (a bug, or a resource running out) while extracting one video:
+    it costs that video, never the task, and its row says what and where."""
+
+    stage = "internal"
+    transient = True
+
+    @classmethod
+    def from_exception(cls, video_path: str, exc: BaseException) -> InternalError:
+        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+        return cls(video_path, f"{type(exc).__name__}: {exc}{at}")

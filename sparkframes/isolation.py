@@ -9,6 +9,7 @@ arrived, plus a ``VideoTimeoutError``) and survives it if it dies (``DecoderCras
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -19,7 +20,12 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from sparkframes.decoding.backends import DecoderUnavailableError
-from sparkframes.errors import DecoderCrashError, FrameExtractionError, VideoTimeoutError
+from sparkframes.errors import (
+    DecoderCrashError,
+    FrameExtractionError,
+    InternalError,
+    VideoTimeoutError,
+)
 from sparkframes.extraction import Extraction
 from sparkframes.table.schema import FRAMES_SCHEMA, rows_to_batches
 
@@ -111,8 +117,11 @@ def _child_main(extraction: Extraction, sender: multiprocessing.connection.Conne
     except DecoderUnavailableError as exc:
         cause = str(exc).split("unavailable: ", 1)[-1]
         sender.send_bytes(_FATAL + pickle.dumps((extraction.options.decoder.requested, cause)))
-    except BaseException:
+    except BaseException as exc:  # a bug or a resource running out: say what and where
         code = 1
+        extraction.report.errors.append(InternalError.from_exception(extraction.video_path, exc))
+        with contextlib.suppress(BaseException):  # memory may be too short even for this
+            sender.send_bytes(_REPORT + pickle.dumps(extraction.report))
     finally:
         sender.close()
         # A forked PySpark worker must not run its parent's exit handlers.

@@ -20,6 +20,7 @@ from sparkframes.spans import (
     FixedStride,
     clamp_span,
     fixed_stride_spans,
+    is_whole_video,
     validate_span,
 )
 from sparkframes.specs import ExtractionSpec, Policy
@@ -60,15 +61,14 @@ def resolve_clips(
 ) -> list[ClipSpan]:
     """The clips to sample: explicit spans as given; otherwise fixed stride, or the whole video.
 
-    A ``ClipSpan`` with ``start_s == 0`` and ``end_s is None`` and no id stands for "no span" and
-    is replaced by fixed-stride clips when a stride is configured.
+    A span-less clip (``is_whole_video``) is replaced by fixed-stride clips when a stride is
+    configured; an id given with it prefixes theirs (``<id>-00000``, ``<id>-00001``, …).
     """
     if not clips:
         clips = [ClipSpan(Fraction(0), None)]
     resolved: list[ClipSpan] = []
     for clip in clips:
-        is_whole = clip.start_s == 0 and clip.end_s is None
-        if is_whole and stride is not None:
+        if is_whole_video(clip) and stride is not None:
             resolved.extend(
                 ClipSpan(s.start_s, s.end_s, _stride_id(clip.clip_id, i))
                 for i, s in enumerate(fixed_stride_spans(video_end_s, stride))

@@ -16,11 +16,14 @@ class ClipSpan:
     """A half-open span ``[start_s, end_s)`` of one video, as the caller asked for it.
 
     ``end_s=None`` means "to the end of the video"; ``clip_id=None`` gets a derived id.
+    ``invalid`` says why the input row's span is unusable (a NaN or infinite time); such a
+    clip becomes an error row, and the video's other clips go on.
     """
 
     start_s: Fraction
     end_s: Fraction | None
     clip_id: str | None = None
+    invalid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,16 @@ def fixed_stride_spans(video_end_s: Fraction, stride: FixedStride) -> list[ClipS
     return spans
 
 
+def is_whole_video(span: ClipSpan) -> bool:
+    """An input row without a span (an id alone at most): the whole video, or fixed-stride
+    clips when a stride is configured."""
+    return span.start_s == 0 and span.end_s is None and span.invalid is None
+
+
 def validate_span(span: ClipSpan) -> str | None:
-    """Why a requested span can never hold a frame (negative or inverted), or None if it may."""
+    """Why a requested span can never hold a frame (unusable, negative or inverted), or None."""
+    if span.invalid is not None:
+        return span.invalid
     if span.start_s < 0 and (span.end_s is None or span.end_s <= 0):
         return f"span [{float(span.start_s)}, {_fmt_end(span.end_s)}) lies before the video start"
     if span.end_s is not None and span.start_s >= span.end_s:

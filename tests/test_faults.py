@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkframes.config import ClipFramesConfig, build_config
-from sparkframes.errors import DecoderCrashError
+from sparkframes.errors import DecoderCrashError, InternalError
 from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import exit_code, run_clip_frames
@@ -92,6 +92,15 @@ def test_a_hung_decoder_is_stopped_and_recorded(spark, tmp_path, catalog):
     assert "time limit of 3 s" in errors[0]["message"]
     assert set(read_table(str(tmp_path / "out"))["video_path"].to_pylist()) == {good}
 
+    # A time limit may pass by itself: the next incremental run tries that video again (the
+    # server is gone now, a lasting failure), and the run after that leaves it alone.
+    again = run(spark, inputs, tmp_path / "out", video_timeout_s=3)
+    assert (again.videos_processed, again.videos_skipped) == (1, 1)
+    errors = read_errors(str(tmp_path / "out")).to_pylist()
+    assert [(e["video_path"], e["error_class"]) for e in errors] == [(url, "VideoOpenError")]
+    third = run(spark, inputs, tmp_path / "out", video_timeout_s=3)
+    assert (third.videos_processed, third.videos_skipped) == (0, 2)
+
 
 class _DiesMidway(Extraction):
     """A real child-process death while decoding (what a segfault in FFmpeg looks like)."""
@@ -99,6 +108,22 @@ class _DiesMidway(Extraction):
     def _run(self, choice):
         os.kill(os.getpid(), signal.SIGKILL)
         yield []
+
+
+class _RaisesInside(Extraction):
+    """An exception no extraction code expects (a bug, a resource running out)."""
+
+    def _run(self, choice):
+        raise KeyError("no such plane")
+        yield []
+
+
+def test_an_unexpected_error_in_the_child_is_recorded_with_its_cause(tmp_path):
+    extraction = _RaisesInside(str(tmp_path / "v.mp4"), ExtractOptions())
+    assert list(run_isolated(extraction, timeout_s=30)) == []
+    (error,) = extraction.report.errors
+    assert isinstance(error, InternalError) and error.transient
+    assert "KeyError: 'no such plane' at " in str(error) and "test_faults.py" in str(error)
 
 
 def test_a_crashing_decoder_process_costs_one_video(tmp_path):

@@ -160,6 +160,43 @@ def test_rerun_is_idempotent_and_incremental(spark, tmp_path, catalog, inputs):
     assert read_table(str(out)).num_rows == len(before)
 
 
+def test_rows_with_and_without_spans_for_one_video_all_count(spark, tmp_path, catalog):
+    """A span-less row next to span rows still asks for the whole video; a repeated row adds
+    nothing; a NaN span costs its own clip only."""
+    path = str(catalog["h264_mp4"])
+    span = {"video_path": path, "clip_id": "a", "start_s": 0.5, "end_s": 1.5}
+    nan = {"video_path": path, "clip_id": "bad", "start_s": float("nan"), "end_s": 1.0}
+    inputs = write_input(tmp_path / "in.parquet", [span, {"video_path": path}, span, nan])
+    out = tmp_path / "out"
+    summary = run(spark, inputs, out, target_res="32x48")
+    assert (summary.videos_processed, summary.videos_failed) == (1, 0)
+    rows = read_frames(str(out)).drop_columns(["frame"]).to_pylist()
+    clip_a = [r["frame_index"] for r in rows if r["clip_id"] == "a"]
+    assert clip_a == [0, 1]  # 2 fps over 1 s, once
+    (whole_id,) = {r["clip_id"] for r in rows} - {"a"}
+    whole = [r for r in rows if r["clip_id"] == whole_id]
+    video_end = float(oracle_for(catalog["h264_mp4"]).end_s)
+    assert (whole[0]["clip_start_s"], whole[0]["clip_end_s"]) == (0.0, video_end)
+    assert len(whole) == len({r["frame_index"] for r in whole}) > len(clip_a)
+    errors = read_errors(str(out)).to_pylist()
+    assert [(e["clip_id"], e["error_class"]) for e in errors] == [("bad", "SpanError")]
+    assert "start_s is nan" in errors[0]["message"]
+
+
+def test_changing_the_stride_redoes_videos_given_by_id_alone(spark, tmp_path, catalog):
+    """A row with a clip id and no span is cut at the stride: a new stride is a new request."""
+    path = str(catalog["h264_mp4"])
+    inputs = write_input(tmp_path / "in.parquet", [{"video_path": path, "clip_id": "v"}])
+    out = tmp_path / "out"
+    run(spark, inputs, out, target_res="32x48", clip_len_s="1")
+    ids_1s = sorted({r for r in read_frames(str(out))["clip_id"].to_pylist()})
+    assert ids_1s[:2] == ["v-00000", "v-00001"]
+    second = run(spark, inputs, out, target_res="32x48", clip_len_s="0.5")
+    assert second.videos_processed == 1
+    ids_half = sorted({r for r in read_frames(str(out))["clip_id"].to_pylist()})
+    assert len(ids_half) > len(ids_1s)
+
+
 def test_a_setting_that_changes_pixels_re_extracts(spark, tmp_path, catalog):
     """skip_loop_filter is part of the request key: turning it on (or off) redoes the videos."""
     inputs = write_input(tmp_path / "in.parquet", [{"video_path": str(catalog["h264_mp4"])}])

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from sparkframes.errors import VideoOpenError
+from sparkframes.errors import VideoFetchError, VideoOpenError
 from sparkframes.filesystems import resolve
 
 #: URI schemes FFmpeg's own protocols read; a video there is opened by FFmpeg directly.
@@ -68,11 +68,11 @@ def fetch_local_copy(path: str, scratch: str | None = None) -> str:
             "gs, hdfs and abfs",
         ) from exc
     except OSError as exc:  # the filesystem is known but cannot start (libhdfs, credentials)
-        raise VideoOpenError(path, f"cannot reach its filesystem: {_first_line(exc)}") from exc
+        raise VideoFetchError(path, f"cannot reach its filesystem: {_first_line(exc)}") from exc
     try:
         info = fs.get_file_info(key)
     except OSError as exc:
-        raise VideoOpenError(path, f"cannot stat: {_first_line(exc)}") from exc
+        raise VideoFetchError(path, f"cannot stat: {_first_line(exc)}") from exc
     if info.type == pafs.FileType.NotFound:
         raise VideoOpenError(path, "no such file")
     if info.type != pafs.FileType.File:
@@ -85,7 +85,7 @@ def fetch_local_copy(path: str, scratch: str | None = None) -> str:
     os.makedirs(scratch, exist_ok=True)
     free = shutil.disk_usage(scratch).free
     if size + SCRATCH_HEADROOM_BYTES > free:
-        raise VideoOpenError(
+        raise VideoFetchError(
             path,
             f"needs {size / 2**20:.0f} MiB of scratch space to be decoded, "
             f"{free / 2**20:.0f} MiB free in {scratch} (set SPARKFRAMES_SCRATCH_DIR)",
@@ -102,7 +102,7 @@ def fetch_local_copy(path: str, scratch: str | None = None) -> str:
     except BaseException as exc:
         os.unlink(local)
         if isinstance(exc, OSError):
-            raise VideoOpenError(path, f"cannot read: {_first_line(exc)}") from exc
+            raise VideoFetchError(path, f"cannot read: {_first_line(exc)}") from exc
         raise
     return local
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from sparkframes.spans import ClipSpan, to_fraction
+
+#: An input row without a span.
+WHOLE_VIDEO = ClipSpan(Fraction(0), None)
 
 REQUIRED = {"video_path": (T.StringType,)}
 OPTIONAL = {
@@ -63,7 +67,9 @@ def read_input(spark: SparkSession, path: str) -> tuple[list[InputVideo], int]:
     present = validate_schema(df, path)
     columns = ["video_path", *present]
     rows = df.select(*columns).collect()
-    videos: OrderedDict[str, list[ClipSpan] | None] = OrderedDict()
+    # Per video, its distinct spans in first-seen order (a dict as an ordered set): a repeated
+    # row would otherwise give every one of its frames twice.
+    videos: dict[str, dict[ClipSpan, None]] = {}
     null_paths = 0
     for row in rows:
         values = row.asDict()
@@ -71,19 +77,29 @@ def read_input(spark: SparkSession, path: str) -> tuple[list[InputVideo], int]:
         if path_value is None:
             null_paths += 1
             continue
-        start, end = values.get("start_s"), values.get("end_s")
-        clip_id = values.get("clip_id")
-        has_span = start is not None or end is not None or clip_id is not None
-        if not has_span:
-            videos.setdefault(path_value, None)
-            continue
-        span = ClipSpan(
-            to_fraction(float(start)) if start is not None else to_fraction(0),
-            to_fraction(float(end)) if end is not None else None,
-            clip_id,
-        )
-        clips = videos.get(path_value)
-        videos[path_value] = [*(clips or []), span]
-    return [
-        InputVideo(p, tuple(c) if c is not None else None) for p, c in videos.items()
-    ], null_paths
+        span = _span(values.get("start_s"), values.get("end_s"), values.get("clip_id"))
+        videos.setdefault(path_value, {})[span] = None
+    return [InputVideo(p, _clips(tuple(spans))) for p, spans in videos.items()], null_paths
+
+
+def _span(start: object, end: object, clip_id: str | None) -> ClipSpan:
+    """One row's span; no span at all is the whole-video marker ``ClipSpan(0, None)``."""
+    bad = [
+        f"{name} is {value}"
+        for name, value in (("start_s", start), ("end_s", end))
+        if value is not None and not math.isfinite(float(value))
+    ]
+    if bad:
+        return ClipSpan(Fraction(0), None, clip_id, invalid=f"unusable span: {', '.join(bad)}")
+    return ClipSpan(
+        to_fraction(float(start)) if start is not None else Fraction(0),
+        to_fraction(float(end)) if end is not None else None,
+        clip_id,
+    )
+
+
+def _clips(spans: tuple[ClipSpan, ...]) -> tuple[ClipSpan, ...] | None:
+    """None when every row of the video was span-less, as request keys have always stored it;
+    otherwise all of them, the whole-video marker included where rows with and without a span
+    were mixed."""
+    return None if spans == (WHOLE_VIDEO,) else spans

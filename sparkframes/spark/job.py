@@ -22,7 +22,7 @@ from pyspark.sql import SparkSession
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.filesystems import resolve
-from sparkframes.spans import ClipSpan, FixedStride
+from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
 from sparkframes.spark.inputs import InputVideo, read_input
 from sparkframes.spark.progress import ProgressLine
 from sparkframes.spark.resources import is_local, stage_profile
@@ -103,9 +103,10 @@ def request_key(
         "min_frames": spec.min_frames,
         "clips": None
         if clips is None
-        else [[c.clip_id, str(c.start_s), str(c.end_s)] for c in clips],
+        else [[c.clip_id, str(c.start_s), str(c.end_s), *_invalid(c)] for c in clips],
+        # Stride cuts every span-less clip (the whole-video marker, alone or among spans).
         "stride": None
-        if stride is None or clips is not None
+        if stride is None or (clips is not None and not any(is_whole_video(c) for c in clips))
         else [
             str(stride.clip_len_s),
             str(stride.stride_s),
@@ -114,6 +115,11 @@ def request_key(
         ],
     }
     return fingerprint(doc)
+
+
+def _invalid(clip: ClipSpan) -> list[str]:
+    # Only when set, so that the keys earlier runs stored stay the same.
+    return [] if clip.invalid is None else [clip.invalid]
 
 
 def pixels_key(key: str, config: CommonConfig) -> str:

@@ -11,20 +11,19 @@ import os
 import posixpath
 import signal
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
-from sparkframes.errors import FrameExtractionError
+from sparkframes.errors import InternalError
 from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.filesystems import resolve
 from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.progress import write_progress
 from sparkframes.specs import ExtractionSpec
-from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult
+from sparkframes.table.commit import RETRY_MTIME_NS, AttemptResult, UnitKey, UnitResult
 from sparkframes.table.schema import errors_to_batch
 from sparkframes.table.writer import StagingWriter
 from sparkframes.video_frames import extract_video_frames
@@ -64,6 +63,7 @@ class VideoOutcome:
     frames_by_purpose: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     failed: bool = False  # the whole video failed (no clip produced frames)
+    retry: bool = False  # an error that may pass: the next incremental run tries again
     seconds: float = 0.0
     frames_decoded: int = 0
     decoder: str = "ffmpeg_cpu"
@@ -130,8 +130,11 @@ def run_partition(
             counts["frames"] += sum(outcome.frames_by_purpose.values())
             counts["errors"] += int(outcome.errors > 0)
             write_progress(settings.progress_dir, partition_id, attempt, counts)
+        # A failure that may pass is committed under a file state no stat returns, so the next
+        # incremental run sees the unit as out of date and tries again.
+        mtime_ns = RETRY_MTIME_NS if outcome.retry else work.mtime_ns
         for purpose, request_key in work.request_keys.items():
-            key = UnitKey(work.size, work.mtime_ns, request_key)
+            key = UnitKey(work.size, mtime_ns, request_key)
             result.units.append(UnitResult(work.video_path, purpose, key))
     result.files = writer.close()
     if attempt == 0 and partition_id in settings.slow_first_attempt:
@@ -174,7 +177,7 @@ def _run_video(
     except DecoderUnavailableError:
         raise  # --no-fallback: the run must fail, loudly
     except Exception as exc:  # a bug or resource error must cost one video, not the task
-        errors.append(_InternalError(work.video_path, exc))
+        errors.append(InternalError.from_exception(work.video_path, exc))
     report = extraction.report
     errors = [*report.errors, *errors]
     if errors:
@@ -184,19 +187,11 @@ def _run_video(
     outcome.clips = report.clips
     outcome.errors = len(errors)
     outcome.failed = bool(errors) and not outcome.frames_by_purpose
+    outcome.retry = any(getattr(e, "transient", False) for e in errors)
     outcome.seconds = report.seconds
     outcome.frames_decoded = report.decode.frames_decoded
     outcome.decoder = report.decoder
     return outcome
-
-
-class _InternalError(FrameExtractionError):
-    stage = "internal"
-
-    def __init__(self, video_path: str, exc: BaseException) -> None:
-        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-        at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
-        super().__init__(video_path, f"{type(exc).__name__}: {exc}{at}")
 
 
 def _task_cpus() -> int:

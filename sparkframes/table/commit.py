@@ -77,6 +77,11 @@ def staging_location(output: str) -> str:
     return urlunsplit(parts._replace(path=staging_root(parts.path)))
 
 
+#: The mtime stored for a unit whose failure may pass (a timeout, a crash, storage out of
+#: reach): no stat returns it (unknown is -1), so the next incremental run redoes the unit.
+RETRY_MTIME_NS = -2
+
+
 @dataclass(frozen=True)
 class UnitKey:
     """What makes a (video, purpose) unit up to date."""
