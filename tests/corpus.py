@@ -31,6 +31,8 @@ the structural claims by ``tests/test_corpus.py``):
 * ``image.mp4`` (a PNG): FFmpeg probes the content, opens it as
   ``png_pipe`` and decodes one frame; the library must reject it by format.
 * ``text.mp4``: ``av.open`` raises ``InvalidDataError``.
+* ``raw_stream.h264``: an H.264 elementary stream (Annex B, no container): it
+  demuxes and decodes, but no packet carries a presentation timestamp.
 * ``directory.mp4``: ``av.open`` raises ``IsADirectoryError`` (errno 21).
 * ``large_frame.mp4``: a real 1920x1088 H.264 video of 3 frames, for
   ``max_pixels`` guards.
@@ -341,6 +343,21 @@ def _pts_trick(source: bytes, mode: Literal["duplicate", "swap"]) -> bytes:
 # --------------------------------------------------------------------------
 
 
+def _write_raw_h264(path: Path, frames: int = 12) -> None:
+    """An Annex B H.264 stream with no container: what an encoder writes before muxing."""
+    with av.open(str(path), mode="w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.full((48, 64, 3), i * 16, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def _write_audio_only(path: Path, seconds: float = 1.0) -> None:
     """An AAC-only mp4: a valid container with no video stream."""
     rate = 44100
@@ -415,6 +432,7 @@ def build_bad_corpus(directory: Path) -> dict[str, BadInput]:
     _write_audio_only(put("audio_only.mp4", "AAC audio only, no video stream", "error"))
     put("image.mp4", "PNG picture named .mp4", "error", _png_bytes())
     put("text.mp4", "text file named .mp4", "error", b"This is not a video.\n" * 20)
+    _write_raw_h264(put("raw_stream.h264", "H.264 elementary stream, no timestamps", "error"))
     put("directory.mp4", "directory named like a video", "error").mkdir(exist_ok=True)
 
     make_video(put("large_frame.mp4", "real 1920x1088 H.264", "error"), LARGE_FRAME_SPEC)

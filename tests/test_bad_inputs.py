@@ -34,6 +34,7 @@ EXPECTED_ERRORS = {
     "image.mp4": ("NotAVideoError", "still image"),
     "text.mp4": ("VideoOpenError", "cannot open as a video container"),
     "directory.mp4": ("VideoOpenError", "directory"),
+    "raw_stream.h264": ("EmptyVideoError", "remux it into a container"),
 }
 
 

@@ -38,6 +38,7 @@ EXPECTED = {
     "audio_only.mp4": "error",
     "image.mp4": "error",
     "text.mp4": "error",
+    "raw_stream.h264": "error",
     "directory.mp4": "error",
     "large_frame.mp4": "error",
     "lying_duration.mp4": "frames",
@@ -77,6 +78,14 @@ def _demuxed_pts(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return [p.pts for p in container.demux(stream) if p.size]
+
+
+def test_a_raw_elementary_stream_decodes_but_has_no_timestamps(corpus) -> None:
+    """What makes raw_stream.h264 a bad input: frames, but nothing says when they are shown."""
+    path = corpus["raw_stream.h264"].path
+    assert _demuxed_pts(path) == [None] * 12
+    with av.open(str(path)) as container:
+        assert len(list(container.decode(video=0))) == 12
 
 
 def test_every_file_exists_with_its_expectation(corpus: dict[str, BadInput]) -> None:

@@ -214,8 +214,18 @@ def _index(
         raise VideoOpenError(path, "video stream has no time base")
     timeline = VideoTimeline(Fraction(stream.time_base), packets)
     if len(timeline) == 0:
-        raise EmptyVideoError(path, "the video stream has no frame with a presentation timestamp")
+        raise EmptyVideoError(path, _no_pts_reason(len(packets)))
     return timeline
+
+
+def _no_pts_reason(packets: int) -> str:
+    if packets == 0:
+        return "the video stream has no frame with a presentation timestamp"
+    # Raw elementary streams (.h264, .hevc) have no container to carry timestamps.
+    return (
+        f"none of its {packets} packets has a presentation timestamp (a raw elementary stream "
+        "such as .h264?); remux it into a container: ffmpeg -i IN -c copy OUT.mp4"
+    )
 
 
 def _is_still_image(container: av.container.InputContainer) -> bool:
@@ -252,9 +262,10 @@ def scan_extent(source: VideoSource) -> tuple[int, int, int]:
     first: int | None = None
     last = previous = None
     last_duration = 0
-    count = 0
+    count = packets = 0
     try:
         for packet in source.container.demux(source.stream):
+            packets += packet.size > 0
             if packet.size == 0 or packet.pts is None or packet.is_discard:
                 continue
             count += 1
@@ -266,9 +277,7 @@ def scan_extent(source: VideoSource) -> tuple[int, int, int]:
     except av.error.FFmpegError:
         pass  # a damaged tail: the decoder reports it by time
     if first is None or last is None:
-        raise EmptyVideoError(
-            source.path, "the video stream has no frame with a presentation timestamp"
-        )
+        raise EmptyVideoError(source.path, _no_pts_reason(packets))
     if last_duration <= 0:
         last_duration = last - previous if previous is not None else 0
     source.reopen()
