@@ -115,17 +115,57 @@ _NOT_CONFIG = {"command", "config"}
 def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
     """(command, validated config) from the command line and an optional TOML file."""
     args = build_parser().parse_args(argv)
-    values: dict[str, Any] = {}
-    if args.config:
-        file_values = load_toml(args.config)
-        values.update(file_values.get(args.command, file_values))
-        values = {k: v for k, v in values.items() if not isinstance(v, dict)}
-    for key, value in vars(args).items():
-        if key not in _NOT_CONFIG and value is not None:
-            values[key] = value
-    if args.command == "clip-frames":
-        return args.command, build_config(ClipFramesConfig, values)
-    return args.command, build_config(VideoFramesConfig, values)
+    file_values = load_toml(args.config, args.command) if args.config else {}
+    values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
+    cls = ClipFramesConfig if args.command == "clip-frames" else VideoFramesConfig
+    return args.command, build_config(cls, values, file_values, args.config)
+
+
+def output_problem(output: str) -> str | None:
+    """Why the table at ``output`` cannot be written (bad URI, a file in the way, no
+    permission), found before Spark starts; None when it looks writable. Remote stores get one
+    metadata call, which also surfaces missing credentials or buckets."""
+    import os
+    import posixpath
+
+    import pyarrow.fs as pafs
+
+    from sparkframes.filesystems import resolve
+
+    try:
+        fs, root = resolve(output)
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.File:
+            return "is a file, not a folder"
+        if not isinstance(fs, pafs.LocalFileSystem):
+            return None
+        path = root  # the table's folder, or the nearest folder above it that exists
+        while info.type == pafs.FileType.NotFound and posixpath.dirname(path) != path:
+            path = posixpath.dirname(path)
+            info = fs.get_file_info(path)
+        if info.type != pafs.FileType.Directory:
+            return f"{path} is not a folder"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"permission denied: cannot write in {path}"
+    except (ValueError, OSError) as exc:  # pyarrow: unknown scheme, unreachable store, denied
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def java_problem(exc: BaseException) -> str | None:
+    """What to tell a user whose Spark could not start its JVM (no or broken Java), or None
+    when ``exc`` is something else."""
+    import os
+    import shutil
+
+    text = str(exc)
+    if "JAVA_GATEWAY_EXITED" not in text and "Java gateway process exited" not in text:
+        return None
+    java = shutil.which("java")
+    home = os.environ.get("JAVA_HOME")
+    on_path = f"java on PATH is {java}" if java else "java not found on PATH"
+    java_home = f"JAVA_HOME={home}" if home else "JAVA_HOME unset"
+    return f"Spark needs Java 17 or 21 ({on_path} / {java_home}): {text.strip()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,11 +184,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
+    problem = output_problem(config.output)
+    if problem is not None:
+        print(f"sparkframes: --output {config.output}: {problem}", file=sys.stderr)
+        return 2
     from sparkframes.spark.inputs import InputSchemaError
     from sparkframes.spark.job import exit_code, run_clip_frames, run_video_frames
     from sparkframes.spark.session import get_session
 
-    spark = get_session(config.master, f"sparkframes {command}")
+    try:
+        spark = get_session(config.master, f"sparkframes {command}")
+    except Exception as exc:  # PySpark raises a bare runtime error when its JVM will not start
+        message = java_problem(exc)
+        if message is None:
+            raise
+        print(f"sparkframes: {message}", file=sys.stderr)
+        return 2
     run = run_clip_frames if command == "clip-frames" else run_video_frames
     try:
         summary = run(spark, config)

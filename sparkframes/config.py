@@ -6,7 +6,10 @@ Pure parsing and validation; nothing here touches Spark or files other than the 
 
 from __future__ import annotations
 
+import functools
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -14,26 +17,46 @@ from typing import Any
 
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 from sparkframes.spans import FixedStride, to_fraction
-from sparkframes.specs import NATIVE, ExtractionSpec, Policy, check_purpose
+from sparkframes.specs import (
+    NATIVE,
+    PURPOSE_DEFAULT_FPS,
+    SCENE_PURPOSE,
+    ExtractionSpec,
+    Policy,
+    check_purpose,
+)
 
 DECODER_MODES = ("ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto")
 
 
+def parse_number(value: str | int | float | Fraction) -> Fraction:
+    """An exact number from ``"1/3"``, ``"0.5"``, ``2`` or ``2.5``; a bool or ``"2fps"`` is refused
+    with the value quoted (callers add the flag's name)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Fraction):
+        raise ValueError(f"{value!r} is not a number")
+    try:
+        return to_fraction(value.strip() if isinstance(value, str) else value)
+    except (ValueError, ZeroDivisionError, OverflowError):  # "2fps", "1/0", inf
+        raise ValueError(f"{value!r} is not a number") from None
+
+
 def parse_hw(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
     """``"224x224"`` -> (224, 224); ``"native"`` or ``"-1x-1"`` -> (-1, -1). Height first."""
+    message = f"size {text!r} must look like HxW (e.g. 224x224) or 'native'"
     if isinstance(text, tuple | list):
-        h, w = (int(v) for v in text)
-        return (h, w)
+        if len(text) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in text):
+            raise ValueError(message)
+        return (text[0], text[1])
     value = str(text).strip().lower()
     if value == "native":
         return NATIVE
     parts = value.split("x")
     if len(parts) != 2:
-        raise ValueError(f"size {text!r} must look like HxW (e.g. 224x224) or 'native'")
+        raise ValueError(message)
     try:
         return (int(parts[0]), int(parts[1]))
     except ValueError:
-        raise ValueError(f"size {text!r} must look like HxW (e.g. 224x224) or 'native'") from None
+        raise ValueError(message) from None
 
 
 def parse_rates(text: str | list | tuple | float | int | None) -> tuple[Fraction, ...]:
@@ -45,19 +68,27 @@ def parse_rates(text: str | list | tuple | float | int | None) -> tuple[Fraction
         if isinstance(text, str)
         else (list(text) if isinstance(text, list | tuple) else [text])
     )
-    rates = tuple(
-        to_fraction(str(i).strip()) if isinstance(i, str) else to_fraction(i) for i in items
-    )
+    rates = tuple(parse_number(i) for i in items)
     if any(r <= 0 for r in rates):
         raise ValueError(f"rates must be > 0: {text!r}")
     return rates
 
 
 def parse_list(text: str | list | None) -> list[str]:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]``; anything else is refused, not stringified."""
     if text is None:
         return []
-    items = text.split(",") if isinstance(text, str) else [str(i) for i in text]
+    if isinstance(text, str):
+        items = text.split(",")
+    elif isinstance(text, list | tuple) and all(isinstance(i, str) for i in text):
+        items = list(text)
+    else:
+        raise ValueError(f"must be a comma-separated string or a list of strings, not {text!r}")
     return [i.strip() for i in items if i.strip()]
+
+
+def _seconds(value: Any) -> Fraction | None:
+    return None if value in (None, "") else parse_number(value)
 
 
 @dataclass
@@ -128,7 +159,23 @@ class ClipFramesConfig(CommonConfig):
         ]
 
     def stride(self) -> FixedStride | None:
+        """The fixed-stride cut, or None without ``--clip-len-s``; stride options given without
+        it would be silently ignored, so they are refused."""
         if self.clip_len_s is None:
+            given = [
+                flag
+                for flag, value in (
+                    ("--clip-stride-s", self.clip_stride_s is not None),
+                    ("--min-clip-len-s", self.min_clip_len_s != 0),
+                    ("--limit-clips", self.limit_clips != 0),
+                )
+                if value
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only with --clip-len-s (fixed-stride clips need a "
+                    "clip length); give it or drop them"
+                )
             return None
         return FixedStride(
             clip_len_s=self.clip_len_s,
@@ -141,6 +188,28 @@ class ClipFramesConfig(CommonConfig):
         super().validate()
         if not self.purpose:
             raise ValueError("--purpose needs at least one purpose")
+        # Each command owns its purposes: both writing one partition of a table would replace
+        # each other's rows on every run.
+        if SCENE_PURPOSE in self.purpose:
+            raise ValueError(
+                f"--purpose {SCENE_PURPOSE}: every frame of the video is what "
+                "`sparkframes video-frames` writes; clip-frames would replace its rows"
+            )
+        if Policy(self.policy) is not Policy.SEQUENCE:
+            # first/middle/last take one frame per clip: a rate or a frame count would be ignored.
+            given = [
+                flag
+                for flag, value in (
+                    ("--target-fps", bool(self.target_fps)),
+                    ("--min-frames", self.min_frames != 0),
+                )
+                if value
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only with --policy sequence; --policy "
+                    f"{self.policy} takes one frame per clip"
+                )
         self.specs()
         self.stride()
 
@@ -150,10 +219,16 @@ class VideoFramesConfig(CommonConfig):
     """``sparkframes video-frames``: every frame at ``output_hw`` into ``purpose=scene``."""
 
     output_hw: tuple[int, int] = (27, 48)
-    purpose: str = "scene"
+    purpose: str = SCENE_PURPOSE
 
     def validate(self) -> None:
         super().validate()
+        if self.purpose in PURPOSE_DEFAULT_FPS:
+            raise ValueError(
+                f"--purpose {self.purpose}: clip-frames writes that purpose (at "
+                f"{float(PURPOSE_DEFAULT_FPS[self.purpose][0]):g} fps); video-frames would "
+                "replace its rows"
+            )
         if self.output_hw[0] <= 0 or self.output_hw[1] <= 0:
             raise ValueError("--output-hw must be HxW with both > 0, e.g. 27x48")
 
@@ -163,33 +238,119 @@ _CONVERTERS: dict[str, Any] = {
     "target_fps": parse_rates,
     "target_res": parse_hw,
     "output_hw": parse_hw,
-    "clip_len_s": lambda v: None if v in (None, "") else to_fraction(v),
-    "clip_stride_s": lambda v: None if v in (None, "") else to_fraction(v),
-    "min_clip_len_s": to_fraction,
+    "clip_len_s": _seconds,
+    "clip_stride_s": _seconds,
+    "min_clip_len_s": parse_number,
 }
 
+#: How a wrong type is described for the plain (unconverted) field types.
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
-def build_config(cls: type, values: dict[str, Any]) -> Any:
-    """A config of type ``cls`` from flag values (``-`` or ``_`` in keys); unknown keys fail."""
-    names = {f.name for f in fields(cls)}
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Each field's plain type (``str | None`` -> ``str``); annotations are strings here."""
+    hints = typing.get_type_hints(cls)
+    plain: dict[str, Any] = {}
+    for f in fields(cls):
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = args[0] if len(args) == 1 else hint
+        plain[f.name] = hint
+    return plain
+
+
+def _check_type(value: Any, expected: Any) -> bool:
+    """Whether ``value`` has a plain field's type: a TOML ``"false"`` is not a bool, nor True an
+    int (bool is an int subclass); a float field also takes an int."""
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is str:
+        return isinstance(value, str)
+    return True  # a type this module does not check
+
+
+def convert_values(cls: type, values: dict[str, Any], source: str | None = None) -> dict[str, Any]:
+    """Typed field values of ``cls`` from flag values (``-`` or ``_`` in keys); unknown keys,
+    wrong types and unparseable values fail with the flag named, or the key and ``source`` (the
+    config file) when they come from a file."""
+    types_ = _field_types(cls)
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         name = key.replace("-", "_")
-        if name not in names:
-            raise ValueError(f"unknown option {key!r}; known: {sorted(names)}")
+        label = f"{source}: {key}" if source else f"--{name.replace('_', '-')}"
+        if name not in types_:
+            where = f"{source}: " if source else ""
+            raise ValueError(f"{where}unknown option {key!r}; known: {sorted(types_)}")
         if value is None:
             continue
+        expected = types_[name]
         if name == "purpose" and cls is VideoFramesConfig:
-            kwargs[name] = check_purpose(str(value))
+            if not isinstance(value, str):
+                raise ValueError(f"{label} must be a string, not {value!r}")
+            kwargs[name] = check_purpose(value)
             continue
         convert = _CONVERTERS.get(name)
-        kwargs[name] = convert(value) if convert else value
+        if convert is not None:
+            try:
+                kwargs[name] = convert(value)
+            except ValueError as exc:
+                raise ValueError(f"{label}: {exc}") from None
+            continue
+        if not _check_type(value, expected):
+            raise ValueError(f"{label} must be {_EXPECTED[expected]}, not {value!r}")
+        kwargs[name] = float(value) if expected is float else value
+    return kwargs
+
+
+def build_config(
+    cls: type,
+    values: dict[str, Any],
+    file_values: dict[str, Any] | None = None,
+    config_path: str | None = None,
+) -> Any:
+    """A validated config of type ``cls``: ``file_values`` (read from ``config_path``) first,
+    then ``values`` (the command line), which win."""
+    kwargs = convert_values(cls, file_values or {}, config_path or "config file")
+    kwargs.update(convert_values(cls, values))
     config = cls(**kwargs)
     config.validate()
     return config
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Flag values from a TOML config file (flat keys, or under a [clip-frames] table)."""
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+#: The per-command sections a config file may have; keys of the other command's are ignored.
+COMMANDS = ("clip-frames", "video-frames")
+
+
+def load_toml(path: str | Path, command: str | None = None) -> dict[str, Any]:
+    """Flag values from a TOML config file for ``command``: the top-level keys, overridden by
+    the command's ``[clip-frames]``/``[video-frames]`` section. Errors name the file."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            values[key] = value
+        elif key.replace("_", "-") in COMMANDS:
+            sections[key.replace("_", "-")] = value
+        else:
+            raise ValueError(
+                f"{path}: unknown section [{key}]; sections are "
+                + " and ".join(f"[{c}]" for c in COMMANDS)
+            )
+    if command is not None:
+        values.update(sections.get(command, {}))
+    return values

@@ -13,6 +13,8 @@ from fractions import Fraction
 
 from sparkframes.spans import to_fraction
 
+#: The purpose of every-frame extraction (``video-frames``), kept apart from sampled clips.
+SCENE_PURPOSE = "scene"
 #: Default sampling rates per known purpose. ``scene`` has none: it takes every frame.
 PURPOSE_DEFAULT_FPS: dict[str, tuple[Fraction, ...]] = {
     "embeddings": (Fraction(2),),

@@ -21,9 +21,8 @@ from sparkframes.decoding.source import first_frame_turns, open_video, scan_exte
 from sparkframes.errors import DecodeError
 from sparkframes.extraction import Batcher, ExtractedFrame, Extraction, ExtractOptions, cuda_hwaccel
 from sparkframes.spans import derive_clip_id
-from sparkframes.specs import check_purpose, check_target_res
+from sparkframes.specs import SCENE_PURPOSE, check_purpose, check_target_res
 
-SCENE_PURPOSE = "scene"
 DEFAULT_OUTPUT_HW = (27, 48)
 ALL_FRAMES_POLICY = "all"
 #: Scene frames are tiny and many: smaller batches keep memory flat (a 64 MiB batch would be

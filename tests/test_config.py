@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction as F
 
 import pytest
@@ -78,3 +79,134 @@ def test_config_file_keys_are_the_flag_names_and_flags_win(tmp_path):
 def test_bad_settings_are_refused_with_the_reason(values, message):
     with pytest.raises(ValueError, match=message):
         build_config(ClipFramesConfig, {"input": "i", "output": "o", **values})
+
+
+@pytest.mark.parametrize(
+    ("values", "flags"),
+    [
+        ({"clip_stride_s": "5"}, "--clip-stride-s"),
+        ({"min_clip_len_s": 2, "limit_clips": 3}, "--min-clip-len-s, --limit-clips"),
+    ],
+)
+def test_stride_options_without_a_clip_length_are_refused_not_ignored(values, flags):
+    with pytest.raises(ValueError, match=f"^{flags}: only with --clip-len-s"):
+        build_config(ClipFramesConfig, {"input": "i", "output": "o", **values})
+    config = build_config(
+        ClipFramesConfig, {"input": "i", "output": "o", "clip_len_s": 10, **values}
+    )
+    assert config.stride() is not None
+
+
+@pytest.mark.parametrize("policy", ["first", "middle", "last"])
+def test_rates_and_min_frames_are_refused_with_single_frame_policies(policy):
+    base = {"input": "i", "output": "o", "policy": policy}
+    with pytest.raises(ValueError, match=r"^--target-fps: only with --policy sequence"):
+        build_config(ClipFramesConfig, {**base, "target_fps": "2"})
+    with pytest.raises(ValueError, match=r"^--min-frames: only with --policy sequence"):
+        build_config(ClipFramesConfig, {**base, "min_frames": 8})
+    assert build_config(ClipFramesConfig, base).specs()[0].policy == policy  # purpose rate: fine
+    sequence = {**base, "policy": "sequence", "target_fps": "2", "min_frames": 8}
+    assert build_config(ClipFramesConfig, sequence).min_frames == 8
+
+
+def _write(tmp_path, text: str) -> str:
+    path = tmp_path / "job.toml"
+    path.write_text('input = "i"\noutput = "o"\n' + text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('min-frames = "8"', "min-frames must be an integer, not '8'"),
+        ("min-frames = true", "min-frames must be an integer, not True"),
+        ('max-error-rate = "0.05"', "max-error-rate must be a number, not '0.05'"),
+        ('no-fallback = "false"', "no-fallback must be true or false, not 'false'"),
+        ("mode = 1", "mode must be a string, not 1"),
+        ("target-fps = true", "target-fps: True is not a number"),
+        ("purpose = [1, 2]", "purpose: must be a comma-separated string or a list of strings"),
+        ("target-res = [224, true]", "target-res: size .* must look like HxW"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type_are_refused_naming_file_and_key(
+    tmp_path, line, message
+):
+    path = _write(tmp_path, line + "\n")
+    with pytest.raises(ValueError, match=f"^{re.escape(path)}: {message}"):
+        parse_config(["clip-frames", "--config", path])
+
+
+def test_config_file_values_of_the_right_type_are_converted(tmp_path):
+    path = _write(
+        tmp_path,
+        "min-frames = 8\nmax-error-rate = 0\nno-fallback = false\nclip-len-s = 2.5\n"
+        'target-fps = [1, "1/3"]\ntarget-res = [32, 48]\nvideo-timeout-s = 60\n',
+    )
+    _, config = parse_config(["clip-frames", "--config", path])
+    assert (config.min_frames, config.max_error_rate, config.no_fallback) == (8, 0.0, False)
+    assert isinstance(config.max_error_rate, float) and config.video_timeout_s == 60.0
+    assert config.clip_len_s == F(5, 2) and config.target_fps == (F(1), F(1, 3))
+    assert config.target_res == (32, 48)
+
+
+def test_a_command_section_overrides_the_top_level_keys_and_keeps_the_rest(tmp_path):
+    path = _write(
+        tmp_path,
+        'decoder-mode = "ffmpeg_cpu"\nbatch-size = 32\n'
+        '[video-frames]\ndecoder-mode = "pynvc"\noutput-hw = "54x96"\n'
+        '[clip-frames]\ntarget-res = "64x64"\n',
+    )
+    _, video = parse_config(["video-frames", "--config", path])
+    assert (video.input, video.output, video.batch_size) == ("i", "o", 32)
+    assert (video.decoder_mode, video.output_hw) == ("pynvc", (54, 96))
+    _, clip = parse_config(["clip-frames", "--config", path, "--batch-size", "16"])
+    assert (clip.decoder_mode, clip.target_res, clip.batch_size) == ("ffmpeg_cpu", (64, 64), 16)
+
+
+def test_an_unknown_section_is_refused(tmp_path):
+    path = _write(tmp_path, "[clip_frame]\npolicy = 'first'\n")
+    with pytest.raises(ValueError, match=r"unknown section \[clip_frame\]"):
+        parse_config(["clip-frames", "--config", path])
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    missing = str(tmp_path / "nope.toml")
+    with pytest.raises(ValueError, match=f"^{re.escape(missing)}: no such config file"):
+        parse_config(["clip-frames", "--config", missing])
+    broken = _write(tmp_path, 'target-fps = [1, \nmode = "overwrite"\n')
+    with pytest.raises(ValueError, match=f"^{re.escape(broken)}: not valid TOML: .*line"):
+        parse_config(["clip-frames", "--config", broken])
+    unknown = _write(tmp_path, "colour = 'red'\n")
+    with pytest.raises(ValueError, match=f"^{re.escape(unknown)}: unknown option 'colour'"):
+        parse_config(["clip-frames", "--config", unknown])
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--target-fps", "2fps"),
+        ("--target-fps", "1,2fps"),
+        ("--clip-len-s", "10s"),
+        ("--clip-stride-s", "1/0"),
+        ("--min-clip-len-s", "two"),
+    ],
+)
+def test_unparseable_numbers_name_the_flag_and_the_value(flag, value):
+    argv = ["clip-frames", "--input", "i", "--output", "o", "--clip-len-s", "10", flag, value]
+    bad = value.split(",")[-1]
+    with pytest.raises(ValueError, match=f"^{flag}: '{re.escape(bad)}' is not a number$"):
+        parse_config(argv)
+
+
+def test_the_two_commands_never_write_the_same_purpose():
+    """Sharing a partition, each command's incremental run would replace the other's rows."""
+    with pytest.raises(ValueError, match=re.escape("--purpose scene: every frame")):
+        parse_config(
+            ["clip-frames", "--purpose", "embeddings,scene", "--input", "i", "--output", "o"]
+        )
+    base = {"input": "i", "output": "o"}
+    with pytest.raises(ValueError, match=re.escape("--purpose embeddings: clip-frames writes")):
+        build_config(VideoFramesConfig, {**base, "purpose": "embeddings"})
+    assert (
+        build_config(VideoFramesConfig, {**base, "purpose": "scene_small"}).purpose == "scene_small"
+    )

@@ -22,7 +22,7 @@ from sparkframes.filesystems import resolve
 from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.progress import write_progress
-from sparkframes.specs import ExtractionSpec
+from sparkframes.specs import SCENE_PURPOSE, ExtractionSpec
 from sparkframes.table.commit import RETRY_MTIME_NS, AttemptResult, UnitKey, UnitResult
 from sparkframes.table.schema import errors_to_batch
 from sparkframes.table.writer import StagingWriter
@@ -84,7 +84,7 @@ class TaskSettings:
     specs: tuple[ExtractionSpec, ...] = ()
     stride: FixedStride | None = None
     output_hw: tuple[int, int] = (27, 48)
-    video_purpose: str = "scene"
+    video_purpose: str = SCENE_PURPOSE
     decoder_mode: str = "ffmpeg_cpu"
     no_fallback: bool = False
     batch_size: int = 64
