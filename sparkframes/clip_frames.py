@@ -116,13 +116,18 @@ class ClipFrameExtraction(Extraction):
         self.report.decode.frames_decoded = decoder.frames_decoded
         if batch := batcher.flush():
             yield batch
-        if wanted:
-            first = min(wanted)
+        # As on the CPU: one error per clip that lost frames, at the first one it lost.
+        lost_by_clip: dict[str, set[int]] = defaultdict(set)
+        for pts, position in wanted.items():
+            for req in plan.requests[position]:
+                lost_by_clip[req.clip.clip_id].add(pts)
+        for clip_id, lost in lost_by_clip.items():
             self.report.errors.append(
                 DecodeError(
                     self.video_path,
-                    f"decode failed at t = {float(timeline.seconds(first)):.3f} s: "
-                    f"{len(wanted)} planned frame(s) never came out of NVDEC",
+                    f"decode failed at t = {float(timeline.seconds(min(lost))):.3f} s: "
+                    f"{len(lost)} frame(s) of this clip never came out of NVDEC",
+                    clip_id=clip_id,
                 )
             )
 

@@ -102,12 +102,22 @@ class VideoFrameExtraction(Extraction):
                     src, skip_unneeded=False, fail_fast=choice.mode != "ffmpeg_cpu"
                 )
                 self.report.decode = decoder.stats
+                untimed = 0
                 for frame in overlapped(decoder.all_frames(), opts.threads):
-                    if frame.pts is None:
+                    if frame.pts is None:  # nothing says when it is shown: leave it out
+                        untimed += 1
                         continue
                     if batch := batcher.add(row(index, frame.pts, to_rgb(frame, self.output_hw))):
                         yield batch
                     index += 1
+                if untimed:
+                    self.report.errors.append(
+                        DecodeError(
+                            self.video_path,
+                            f"{untimed} decoded frame(s) had no presentation timestamp and "
+                            f"were left out; {index} frames kept",
+                        )
+                    )
                 if index == 0 and not decoder.failures:
                     self.report.errors.append(
                         DecodeError(self.video_path, "the decoder produced no frame at all")
