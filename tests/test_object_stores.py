@@ -1,10 +1,17 @@
-"""Videos and tables on object stores (s3://, s3a://): fetched to scratch, the same frames.
+"""Videos and tables away from local disk: object stores (s3://, s3a://) and HTTP servers.
 
 The S3 endpoint is moto's S3 server on loopback, spoken to over HTTP by pyarrow's real S3
-client (the AWS C++ SDK), as a data lake's object store would be.
+client (the AWS C++ SDK), as a data lake's object store would be. The HTTP server is Python's
+own file server on loopback.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +23,7 @@ from sparkframes.config import VideoFramesConfig, build_config
 from sparkframes.decoding import remote
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoOpenError
+from sparkframes.filesystems import http_stat
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import run_video_frames
 from sparkframes.specs import ExtractionSpec
@@ -190,3 +198,52 @@ def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(
         executor_env.clear()
         executor_env.update(saved)
     assert not scratch.exists() or list(scratch.iterdir()) == []
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep the test output readable
+        pass
+
+
+@pytest.fixture()
+def http_video(tmp_path, catalog):
+    """A video served over HTTP on loopback (Content-Length and Last-Modified, as CDNs send)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    shutil.copy(catalog["vfr_mkv"], root / "a.mkv")
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root / "a.mkv", f"http://127.0.0.1:{server.server_port}/a.mkv"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_videos_are_stated_from_their_headers(http_video):
+    local, url = http_video
+    size, mtime_ns = http_stat(url)
+    assert size == local.stat().st_size
+    assert mtime_ns == int(local.stat().st_mtime) * 10**9  # Last-Modified has whole seconds
+    assert http_stat(url.replace("a.mkv", "missing.mkv")) is None
+
+
+def test_scene_job_refreshes_an_http_video_when_the_server_says_it_changed(
+    spark, tmp_path, http_video
+):
+    local, url = http_video
+    pq.write_table(pa.table({"video_path": [url]}), tmp_path / "in.parquet")
+    values = {"input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out")}
+    config = build_config(VideoFramesConfig, values)
+    first = run_video_frames(spark, config)
+    assert (first.videos_processed, first.videos_failed) == (1, 0)
+    assert run_video_frames(spark, config).videos_skipped == 1  # unchanged: left alone
+    stat = local.stat()
+    os.utime(local, (stat.st_atime, stat.st_mtime + 60))  # the file is replaced upstream
+    assert run_video_frames(spark, config).videos_processed == 1
+    frames = read_frames(str(tmp_path / "out"), purpose="scene")
+    assert set(frames["video_path"].to_pylist()) == {url}
+    assert frames.num_rows == len(_frames(extract_video_frames(str(local), (27, 48))))  # no dups

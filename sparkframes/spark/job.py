@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
-from sparkframes.filesystems import resolve
+from sparkframes.filesystems import HTTP_SCHEMES, http_stat, resolve
 from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
 from sparkframes.spark.inputs import InputVideo, read_input
 from sparkframes.spark.progress import ProgressLine
@@ -139,7 +140,7 @@ def stat_videos(paths: list[str]) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) per path; (-1, -1) when it cannot be stat'ed (the task records why).
 
     Local paths are listed in one ``get_file_info`` call; URIs one by one through their own
-    filesystem (pyarrow's S3, GCS, HDFS…).
+    filesystem (pyarrow's S3, GCS, HDFS…); HTTP(S) URLs by HEAD requests, several at a time.
     """
     out = dict.fromkeys(paths, (-1, -1))
     local = [p for p in paths if "://" not in p]
@@ -148,7 +149,13 @@ def stat_videos(paths: list[str]) -> dict[str, tuple[int, int]]:
         fs = pafs.LocalFileSystem()
         infos = fs.get_file_info([resolve(p)[1] for p in local])
         pairs.extend(zip(local, infos, strict=True))
-    for path in (p for p in paths if "://" in p):
+    urls = [p for p in paths if p.lower().startswith(HTTP_SCHEMES)]
+    if urls:
+        with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+            for url, state in zip(urls, pool.map(http_stat, urls), strict=True):
+                if state is not None:
+                    out[url] = state
+    for path in (p for p in paths if "://" in p and not p.lower().startswith(HTTP_SCHEMES)):
         try:
             fs, resolved = resolve(path)
             pairs.append((path, fs.get_file_info(resolved)))
