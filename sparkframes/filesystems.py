@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 
 import pyarrow.fs as pafs
@@ -47,3 +48,44 @@ def http_stat(url: str, timeout_s: float = 10.0) -> tuple[int, int] | None:
     if size < 0 and mtime_ns < 0:
         return None
     return size, mtime_ns
+
+
+#: Remote files asked about at once: each question is a network round trip.
+_REMOTE_STATS_AT_ONCE = 16
+UNKNOWN_STATE = (-1, -1)
+
+
+def file_states(paths: list[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) per path, ``UNKNOWN_STATE`` where it cannot be read (the extraction
+    then records why). What an incremental run compares to decide whether a video changed.
+
+    Local paths are listed in one ``get_file_info`` call; URIs (HTTP(S) by a HEAD request,
+    the others through their pyarrow filesystem) several at a time.
+    """
+    out = dict.fromkeys(paths, UNKNOWN_STATE)
+    local = [p for p in paths if "://" not in p]
+    if local:
+        infos = pafs.LocalFileSystem().get_file_info([resolve(p)[1] for p in local])
+        out.update(zip(local, map(_state, infos), strict=True))
+    remote = [p for p in paths if "://" in p]
+    if remote:
+        with ThreadPoolExecutor(min(_REMOTE_STATS_AT_ONCE, len(remote))) as pool:
+            out.update(zip(remote, pool.map(_remote_state, remote), strict=True))
+    return out
+
+
+def _remote_state(path: str) -> tuple[int, int]:
+    if path.lower().startswith(HTTP_SCHEMES):
+        return http_stat(path) or UNKNOWN_STATE
+    try:
+        fs, resolved = resolve(path)
+        return _state(fs.get_file_info(resolved))
+    except (OSError, ValueError):
+        return UNKNOWN_STATE
+
+
+def _state(info: pafs.FileInfo) -> tuple[int, int]:
+    if info.type != pafs.FileType.File:
+        return UNKNOWN_STATE
+    mtime = info.mtime_ns if info.mtime_ns is not None else -1
+    return int(info.size or 0), int(mtime)

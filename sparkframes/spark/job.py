@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,7 +21,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
-from sparkframes.filesystems import HTTP_SCHEMES, http_stat, resolve
+from sparkframes.filesystems import file_states, resolve
 from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
 from sparkframes.spark.inputs import InputVideo, read_input
 from sparkframes.spark.progress import ProgressLine
@@ -136,38 +135,6 @@ def fingerprint(doc: dict) -> str:
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def stat_videos(paths: list[str]) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) per path; (-1, -1) when it cannot be stat'ed (the task records why).
-
-    Local paths are listed in one ``get_file_info`` call; URIs one by one through their own
-    filesystem (pyarrow's S3, GCS, HDFS…); HTTP(S) URLs by HEAD requests, several at a time.
-    """
-    out = dict.fromkeys(paths, (-1, -1))
-    local = [p for p in paths if "://" not in p]
-    pairs: list[tuple[str, pafs.FileInfo]] = []
-    if local:
-        fs = pafs.LocalFileSystem()
-        infos = fs.get_file_info([resolve(p)[1] for p in local])
-        pairs.extend(zip(local, infos, strict=True))
-    urls = [p for p in paths if p.lower().startswith(HTTP_SCHEMES)]
-    if urls:
-        with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
-            for url, state in zip(urls, pool.map(http_stat, urls), strict=True):
-                if state is not None:
-                    out[url] = state
-    for path in (p for p in paths if "://" in p and not p.lower().startswith(HTTP_SCHEMES)):
-        try:
-            fs, resolved = resolve(path)
-            pairs.append((path, fs.get_file_info(resolved)))
-        except (OSError, ValueError):
-            continue
-    for path, info in pairs:
-        if info.type == pafs.FileType.File:
-            mtime = info.mtime_ns if info.mtime_ns is not None else -1
-            out[path] = (int(info.size or 0), int(mtime))
-    return out
-
-
 def plan_work(
     videos: list[InputVideo],
     request_keys: Callable[[InputVideo], dict[str, str]],
@@ -175,7 +142,7 @@ def plan_work(
 ) -> tuple[list[VideoWork], int]:
     """Out-of-date videos with the purposes to redo, and how many videos were up to date."""
     committed = state.unit_keys()
-    stats = stat_videos([v.video_path for v in videos])
+    stats = file_states([v.video_path for v in videos])
     works, skipped = [], 0
     for video in videos:
         size, mtime = stats[video.video_path]
