@@ -22,7 +22,7 @@ from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.config import VideoFramesConfig, build_config
 from sparkframes.decoding import remote
 from sparkframes.decoding.source import open_video
-from sparkframes.errors import VideoOpenError
+from sparkframes.errors import VideoFetchError, VideoOpenError
 from sparkframes.filesystems import http_stat
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import run_video_frames
@@ -145,6 +145,13 @@ def test_unreadable_remote_videos_name_the_uri_and_cause(s3, scratch, uri, cause
     assert list(run_isolated(extraction, timeout_s=60)) == []
     assert [type(e) for e in extraction.report.errors] == [VideoOpenError]
     assert not scratch.exists() or list(scratch.iterdir()) == []
+
+
+def test_an_unusable_scratch_directory_is_named(s3, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("SPARKFRAMES_SCRATCH_DIR", str(tmp_path / "a_file" / "scratch"))
+    with pytest.raises(VideoFetchError, match=r"cannot use scratch space .*a_file/scratch"):
+        open_video(s3["uris"]["h264_mp4"])
 
 
 def test_a_video_larger_than_the_free_scratch_space_is_refused(s3, scratch, monkeypatch):

@@ -55,8 +55,9 @@ def fetch_local_copy(path: str, scratch: str | None = None) -> str:
     """Copy the video at URI ``path`` into scratch space and return the copy's local path.
 
     The caller owns the copy and deletes it. Every failure raises ``VideoOpenError`` naming
-    ``path``: no filesystem for the scheme, no such object, empty, too big for the scratch disk,
-    or a read that failed part-way (no partial copy is left behind).
+    ``path``: no filesystem for the scheme, no such object, empty; or its subclass
+    ``VideoFetchError`` for what may pass (store out of reach, a read failing part-way, scratch
+    space short or unusable). No partial copy is left behind.
     """
     scheme = urlsplit(path).scheme
     try:
@@ -82,17 +83,20 @@ def fetch_local_copy(path: str, scratch: str | None = None) -> str:
         raise VideoOpenError(path, "file is empty (0 bytes)")
 
     scratch = scratch or scratch_dir()
-    os.makedirs(scratch, exist_ok=True)
-    free = shutil.disk_usage(scratch).free
-    if size + SCRATCH_HEADROOM_BYTES > free:
-        raise VideoFetchError(
-            path,
-            f"needs {size / 2**20:.0f} MiB of scratch space to be decoded, "
-            f"{free / 2**20:.0f} MiB free in {scratch} (set SPARKFRAMES_SCRATCH_DIR)",
-        )
     # The extension helps FFmpeg's probe with formats that have no magic bytes (raw streams).
     suffix = posixpath.splitext(key)[1][:16]
-    handle, local = tempfile.mkstemp(prefix="sparkframes-", suffix=suffix, dir=scratch)
+    try:
+        os.makedirs(scratch, exist_ok=True)
+        free = shutil.disk_usage(scratch).free
+        if size + SCRATCH_HEADROOM_BYTES > free:
+            raise VideoFetchError(
+                path,
+                f"needs {size / 2**20:.0f} MiB of scratch space to be decoded, "
+                f"{free / 2**20:.0f} MiB free in {scratch} (set SPARKFRAMES_SCRATCH_DIR)",
+            )
+        handle, local = tempfile.mkstemp(prefix="sparkframes-", suffix=suffix, dir=scratch)
+    except OSError as exc:
+        raise VideoFetchError(path, f"cannot use scratch space {scratch}: {exc}") from exc
     try:
         with os.fdopen(handle, "wb") as out, fs.open_input_stream(key) as src:
             shutil.copyfileobj(src, out, _CHUNK_BYTES)
