@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import tempfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
@@ -93,6 +94,18 @@ def test_staging_stays_on_the_tables_filesystem():
     assert staging_location("s3a://lake/frames/") == "s3a://lake/.frames.staging"
     assert staging_location("out/frames").endswith("/out/.frames.staging")
     assert staging_location("out/frames").startswith("/")
+
+
+def test_scratch_space_follows_the_cluster_managers_local_dirs(monkeypatch, tmp_path):
+    for variable in ("SPARKFRAMES_SCRATCH_DIR", "SPARK_LOCAL_DIRS", "LOCAL_DIRS"):
+        monkeypatch.delenv(variable, raising=False)
+    assert remote.scratch_dir() == tempfile.gettempdir()
+    monkeypatch.setenv("LOCAL_DIRS", "/yarn/a,/yarn/b")  # YARN
+    assert remote.scratch_dir() == "/yarn/a"
+    monkeypatch.setenv("SPARK_LOCAL_DIRS", "/spark/x")  # standalone, Kubernetes
+    assert remote.scratch_dir() == "/spark/x"
+    monkeypatch.setenv("SPARKFRAMES_SCRATCH_DIR", str(tmp_path))
+    assert remote.scratch_dir() == str(tmp_path)
 
 
 @pytest.mark.parametrize("name", VIDEOS)

@@ -7,9 +7,11 @@ decoded from there, because every extraction reads the whole file anyway: the in
 every packet before decoding, so a streamed remote file would be read twice, and with many small
 random reads. One sequential download reads it once.
 
-Scratch space is ``$SPARKFRAMES_SCRATCH_DIR``, else the first of Spark's ``$SPARK_LOCAL_DIRS``
-(set on executors), else the system temporary directory. A copy lives as long as its
-``VideoSource`` and is deleted on close.
+Scratch space is ``$SPARKFRAMES_SCRATCH_DIR``, else the executor's first local directory as
+Spark sets it (``$SPARK_LOCAL_DIRS`` on standalone and Kubernetes, ``$LOCAL_DIRS`` on YARN),
+else the system temporary directory. A copy lives as long as its ``VideoSource`` and is deleted
+on close; one left by a killed worker goes with the application's local directories, which
+the cluster manager removes when the application ends.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ def needs_local_copy(path: str) -> bool:
 def scratch_dir() -> str:
     """Where local copies go: see the module docstring."""
     chosen = os.environ.get("SPARKFRAMES_SCRATCH_DIR")
-    if not chosen:
-        spark_dirs = os.environ.get("SPARK_LOCAL_DIRS", "")
-        chosen = spark_dirs.split(",")[0].strip() or tempfile.gettempdir()
-    return chosen
+    if chosen:
+        return chosen
+    for variable in ("SPARK_LOCAL_DIRS", "LOCAL_DIRS"):
+        first = os.environ.get(variable, "").split(",")[0].strip()
+        if first:
+            return first
+    return tempfile.gettempdir()
 
 
 def fetch_local_copy(path: str, scratch: str | None = None) -> str:
