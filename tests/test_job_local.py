@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkframes.config import ClipFramesConfig, build_config
-from sparkframes.spark.inputs import InputSchemaError
+from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.spark.tasks import FAIL_FIRST_ATTEMPT_CONF
 from sparkframes.table.commit import MANIFEST_PATH, staging_root
@@ -264,6 +264,25 @@ def test_bad_input_tables_are_rejected_up_front(spark, tmp_path, schema, message
         run(spark, str(path), tmp_path / "out")
     assert str(path) in str(info.value)
     assert not (tmp_path / "out").exists()
+    # Spark reads inputs on filesystems pyarrow has none for, with the same checks.
+    with pytest.raises(InputSchemaError, match=message):
+        _read_with_spark(spark, str(path))
+
+
+def test_spark_and_pyarrow_read_an_input_folder_alike(spark, tmp_path, catalog):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = [
+        {"video_path": str(catalog["h264_mp4"]), "clip_id": "a", "start_s": 0.5, "end_s": 1.5},
+        {"video_path": str(catalog["vfr_mkv"]), "clip_id": None, "start_s": None, "end_s": None},
+    ]
+    write_input(folder / "part-0.parquet", rows[:1])
+    write_input(folder / "part-1.parquet", rows[1:])
+    (folder / "_SUCCESS").write_text("")  # what Spark writers leave; no reader may choke on it
+    videos, _ = read_input(spark, str(folder))
+    assert sorted(v.video_path for v in videos) == sorted(r["video_path"] for r in rows)
+    by_spark = sorted(_read_with_spark(spark, str(folder)), key=lambda r: r["video_path"])
+    assert by_spark == sorted(rows, key=lambda r: r["video_path"])
 
 
 def test_mixed_native_shapes_are_read_per_shape(spark, tmp_path, catalog):

@@ -24,7 +24,7 @@ from sparkframes.config import VideoFramesConfig, build_config
 from sparkframes.decoding import remote
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoFetchError, VideoOpenError
-from sparkframes.filesystems import http_stat
+from sparkframes.filesystems import http_stat, resolve
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import run_video_frames
 from sparkframes.specs import ExtractionSpec
@@ -175,10 +175,8 @@ def test_a_video_larger_than_the_free_scratch_space_is_refused(s3, scratch, monk
     assert list(scratch.iterdir()) == []
 
 
-def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(
-    spark, s3, scratch, tmp_path, catalog
-):
-    """Videos and output table on S3, input table local: the data-lake refresh, twice."""
+def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(spark, s3, scratch, catalog):
+    """Input table, videos and output table on S3: the data-lake refresh, run again."""
     env = {**s3["env"], "SPARKFRAMES_SCRATCH_DIR": str(scratch)}
     executor_env = spark.sparkContext.environment  # passed to Python workers of later jobs
     saved = dict(executor_env)
@@ -186,10 +184,13 @@ def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(
     try:
         paths = [*s3["uris"].values(), f"s3://{BUCKET}/videos/missing.mp4"]
         table = pa.table({"video_path": pa.array(paths, pa.string())})
-        pq.write_table(table, tmp_path / "in.parquet")
+        fs, key = resolve(f"s3://{BUCKET}/tables/videos.parquet")
+        with fs.open_output_stream(key) as sink:
+            pq.write_table(table, sink)
         out = f"s3://{BUCKET}/tables/frames"
+        # The input in Hadoop's spelling, as Spark-written lakes name it.
         config = build_config(
-            VideoFramesConfig, {"input": str(tmp_path / "in.parquet"), "output": out}
+            VideoFramesConfig, {"input": f"s3a://{BUCKET}/tables/videos.parquet", "output": out}
         )
         first = run_video_frames(spark, config)
         assert (first.videos_processed, first.videos_failed) == (3, 1)

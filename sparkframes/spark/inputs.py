@@ -6,20 +6,26 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pyspark.sql import DataFrame, SparkSession
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from sparkframes.filesystems import resolve
 from sparkframes.spans import ClipSpan, to_fraction
 
 #: An input row without a span.
 WHOLE_VIDEO = ClipSpan(Fraction(0), None)
 
-REQUIRED = {"video_path": (T.StringType,)}
-OPTIONAL = {
-    "clip_id": (T.StringType,),
-    "start_s": (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.DecimalType),
-    "end_s": (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.DecimalType),
+#: What each input column holds: text, or seconds (any numeric type).
+COLUMN_KINDS = {
+    "video_path": "string",
+    "clip_id": "string",
+    "start_s": "seconds",
+    "end_s": "seconds",
 }
+_KIND_WORDS = {"string": "string", "seconds": "a number of seconds (double)"}
 
 
 class InputSchemaError(ValueError):
@@ -34,45 +40,49 @@ class InputVideo:
     clips: tuple[ClipSpan, ...] | None
 
 
-def validate_schema(df: DataFrame, source: str) -> list[str]:
-    """The optional columns present; raises InputSchemaError naming the bad column."""
-    fields = {f.name: f.dataType for f in df.schema.fields}
-    for name, types in REQUIRED.items():
-        if name not in fields:
-            raise InputSchemaError(
-                f"{source}: input table has no column {name!r} (columns: {sorted(fields)})"
-            )
-        if not isinstance(fields[name], types):
-            raise InputSchemaError(
-                f"{source}: column {name!r} must be string, is {fields[name].simpleString()}"
-            )
+def check_columns(columns: dict[str, tuple[str | None, str]], source: str) -> list[str]:
+    """The optional columns present; raises InputSchemaError naming a missing or bad column.
+
+    ``columns`` maps each column of the table to (the kind it holds, or None; its type's name),
+    as read by pyarrow or Spark.
+    """
+    if "video_path" not in columns:
+        raise InputSchemaError(
+            f"{source}: input table has no column 'video_path' (columns: {sorted(columns)})"
+        )
     present = []
-    for name, types in OPTIONAL.items():
-        if name in fields:
-            if not isinstance(fields[name], types):
-                kind = "string" if name == "clip_id" else "a number of seconds (double)"
-                raise InputSchemaError(
-                    f"{source}: column {name!r} must be {kind}, is {fields[name].simpleString()}"
-                )
+    for name, kind in COLUMN_KINDS.items():
+        if name not in columns:
+            continue
+        found, type_name = columns[name]
+        if found != kind:
+            raise InputSchemaError(
+                f"{source}: column {name!r} must be {_KIND_WORDS[kind]}, is {type_name}"
+            )
+        if name != "video_path":
             present.append(name)
     return present
 
 
 def read_input(spark: SparkSession, path: str) -> tuple[list[InputVideo], int]:
-    """Distinct videos in first-seen order, and the count of rows skipped for a null path."""
+    """Distinct videos in first-seen order, and the count of rows skipped for a null path.
+
+    The table is read on the driver (its rows are needed there to plan the work). pyarrow reads
+    it when it has a filesystem for ``path`` (local, s3/s3a, gs, hdfs, abfs), with the same
+    credentials as the videos and the output; Spark reads anything else its Hadoop filesystems
+    know (dbfs:, viewfs:…).
+    """
     try:
-        df = spark.read.parquet(path)
-    except Exception as exc:
-        raise InputSchemaError(f"{path}: cannot read the input as Parquet ({exc})") from exc
-    present = validate_schema(df, path)
-    columns = ["video_path", *present]
-    rows = df.select(*columns).collect()
+        fs, resolved = resolve(path)
+    except (ValueError, OSError):
+        rows = _read_with_spark(spark, path)
+    else:
+        rows = _read_with_pyarrow(fs, resolved, path)
     # Per video, its distinct spans in first-seen order (a dict as an ordered set): a repeated
     # row would otherwise give every one of its frames twice.
     videos: dict[str, dict[ClipSpan, None]] = {}
     null_paths = 0
-    for row in rows:
-        values = row.asDict()
+    for values in rows:
         path_value = values["video_path"]
         if path_value is None:
             null_paths += 1
@@ -80,6 +90,48 @@ def read_input(spark: SparkSession, path: str) -> tuple[list[InputVideo], int]:
         span = _span(values.get("start_s"), values.get("end_s"), values.get("clip_id"))
         videos.setdefault(path_value, {})[span] = None
     return [InputVideo(p, _clips(tuple(spans))) for p, spans in videos.items()], null_paths
+
+
+def _read_with_pyarrow(fs: pafs.FileSystem, resolved: str, source: str) -> list[dict]:
+    try:
+        dataset = ds.dataset(resolved, filesystem=fs, format="parquet", partitioning="hive")
+        present = check_columns(
+            {f.name: (_arrow_kind(f.type), str(f.type)) for f in dataset.schema}, source
+        )
+        table = dataset.to_table(columns=["video_path", *present])
+    except InputSchemaError:
+        raise
+    except (OSError, ValueError) as exc:  # missing, not Parquet, files that disagree
+        raise InputSchemaError(f"{source}: cannot read the input as Parquet ({exc})") from exc
+    return table.to_pylist()
+
+
+def _read_with_spark(spark: SparkSession, source: str) -> list[dict]:
+    try:
+        df = spark.read.parquet(source)
+    except Exception as exc:
+        raise InputSchemaError(f"{source}: cannot read the input as Parquet ({exc})") from exc
+    present = check_columns(
+        {f.name: (_spark_kind(f.dataType), f.dataType.simpleString()) for f in df.schema.fields},
+        source,
+    )
+    return [row.asDict() for row in df.select("video_path", *present).collect()]
+
+
+def _arrow_kind(type_: pa.DataType) -> str | None:
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return "string"
+    if pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_):
+        return "seconds"
+    return None
+
+
+def _spark_kind(type_: T.DataType) -> str | None:
+    if isinstance(type_, T.StringType):
+        return "string"
+    if isinstance(type_, T.NumericType):
+        return "seconds"
+    return None
 
 
 def _span(start: object, end: object, clip_id: str | None) -> ClipSpan:
