@@ -7,7 +7,6 @@ and staging; plain HTTP(S) URLs, which FFmpeg reads itself, are asked with a HEA
 from __future__ import annotations
 
 import os
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
@@ -33,12 +32,14 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
 def http_stat(url: str, timeout_s: float = 10.0) -> tuple[int, int] | None:
     """(size, mtime_ns) of the file at an HTTP(S) URL from its Content-Length and Last-Modified
     headers, or None when the server gives neither or cannot be asked."""
-    request = urllib.request.Request(url, method="HEAD")
     try:
+        request = urllib.request.Request(url, method="HEAD")
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             length = response.headers.get("Content-Length")
             modified = response.headers.get("Last-Modified")
-    except (urllib.error.URLError, OSError, ValueError):
+    except Exception:
+        # A malformed URL, refused, timed out, a bad status line: all mean "state unknown"
+        # here, and the extraction itself names the cause per video.
         return None
     size = int(length) if length is not None and length.isdigit() else -1
     try:

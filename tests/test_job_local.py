@@ -283,6 +283,25 @@ def test_spark_and_pyarrow_read_an_input_folder_alike(spark, tmp_path, catalog):
     assert sorted(v.video_path for v in videos) == sorted(r["video_path"] for r in rows)
     by_spark = sorted(_read_with_spark(spark, str(folder)), key=lambda r: r["video_path"])
     assert by_spark == sorted(rows, key=lambda r: r["video_path"])
+    # Hadoop's "file:/path" is no path pyarrow finds: Spark reads it, as it would read a path on
+    # the cluster's default filesystem.
+    videos_via_spark, _ = read_input(spark, f"file:{folder}")
+    assert sorted(v.video_path for v in videos_via_spark) == sorted(r["video_path"] for r in rows)
+
+
+def test_category_columns_from_pandas_are_strings(spark, tmp_path, catalog):
+    """pandas writes a category column as a dictionary of strings; Spark reads it as string."""
+    table = pa.table(
+        {
+            "video_path": pa.array([str(catalog["h264_mp4"])] * 2).dictionary_encode(),
+            "clip_id": pa.array(["a", "b"]).dictionary_encode(),
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+    videos, _ = read_input(spark, str(tmp_path / "in.parquet"))
+    assert [(v.video_path, [c.clip_id for c in v.clips]) for v in videos] == [
+        (str(catalog["h264_mp4"]), ["a", "b"])
+    ]
 
 
 def test_mixed_native_shapes_are_read_per_shape(spark, tmp_path, catalog):

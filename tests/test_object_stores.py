@@ -24,7 +24,7 @@ from sparkframes.config import VideoFramesConfig, build_config
 from sparkframes.decoding import remote
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoFetchError, VideoOpenError
-from sparkframes.filesystems import http_stat, resolve
+from sparkframes.filesystems import UNKNOWN_STATE, file_states, http_stat, resolve
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import run_video_frames
 from sparkframes.specs import ExtractionSpec
@@ -250,6 +250,10 @@ def test_http_videos_are_stated_from_their_headers(http_video):
     assert size == local.stat().st_size
     assert mtime_ns == int(local.stat().st_mtime) * 10**9  # Last-Modified has whole seconds
     assert http_stat(url.replace("a.mkv", "missing.mkv")) is None
+    # Malformed URLs (a space, a bad port, an open bracket) are an unknown state, not a crash of
+    # the driver's planning: the extraction then records what is wrong with each.
+    bad = ["http://h/my video.mp4", "http://h:abc/x.mp4", "http://[::1/x.mp4"]
+    assert file_states(bad) == dict.fromkeys(bad, UNKNOWN_STATE)
 
 
 def test_scene_job_refreshes_an_http_video_when_the_server_says_it_changed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -69,15 +70,20 @@ def read_input(spark: SparkSession, path: str) -> tuple[list[InputVideo], int]:
 
     The table is read on the driver (its rows are needed there to plan the work). pyarrow reads
     it when it has a filesystem for ``path`` (local, s3/s3a, gs, hdfs, abfs), with the same
-    credentials as the videos and the output; Spark reads anything else its Hadoop filesystems
-    know (dbfs:, viewfs:…).
+    credentials as the videos and the output. Spark reads it when pyarrow cannot: a scheme only
+    Hadoop knows (dbfs:, viewfs:…), or a path pyarrow does not find, which on YARN or Databricks
+    may be on the cluster's default filesystem (``fs.defaultFS``), as Spark resolves it.
     """
+    rows: list[dict] | None = None
     try:
         fs, resolved = resolve(path)
-    except (ValueError, OSError):
-        rows = _read_with_spark(spark, path)
+    except (ValueError, OSError):  # no pyarrow filesystem for it
+        pass
     else:
-        rows = _read_with_pyarrow(fs, resolved, path)
+        with contextlib.suppress(FileNotFoundError):
+            rows = _read_with_pyarrow(fs, resolved, path)
+    if rows is None:
+        rows = _read_with_spark(spark, path)
     # Per video, its distinct spans in first-seen order (a dict as an ordered set): a repeated
     # row would otherwise give every one of its frames twice.
     videos: dict[str, dict[ClipSpan, None]] = {}
@@ -99,9 +105,11 @@ def _read_with_pyarrow(fs: pafs.FileSystem, resolved: str, source: str) -> list[
             {f.name: (_arrow_kind(f.type), str(f.type)) for f in dataset.schema}, source
         )
         table = dataset.to_table(columns=["video_path", *present])
+    except FileNotFoundError:
+        raise  # perhaps on the cluster's default filesystem: the caller asks Spark
     except InputSchemaError:
         raise
-    except (OSError, ValueError) as exc:  # missing, not Parquet, files that disagree
+    except (OSError, ValueError) as exc:  # not Parquet, files that disagree, access denied
         raise InputSchemaError(f"{source}: cannot read the input as Parquet ({exc})") from exc
     return table.to_pylist()
 
@@ -119,7 +127,13 @@ def _read_with_spark(spark: SparkSession, source: str) -> list[dict]:
 
 
 def _arrow_kind(type_: pa.DataType) -> str | None:
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+    if pa.types.is_dictionary(type_):  # pandas' category columns
+        type_ = type_.value_type
+    if (
+        pa.types.is_string(type_)
+        or pa.types.is_large_string(type_)
+        or pa.types.is_string_view(type_)
+    ):
         return "string"
     if pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_):
         return "seconds"
