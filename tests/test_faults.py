@@ -23,7 +23,7 @@ from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import exit_code, run_clip_frames
 from sparkframes.spark.tasks import KILL_FIRST_ATTEMPT_CONF
-from sparkframes.table.commit import staging_root
+from sparkframes.table.commit import MAX_TRANSIENT_TRIES, staging_root
 from sparkframes.table.reader import read_errors, read_table
 from tests.cluster import REPO, SPARK_HOME, spark_env
 
@@ -108,6 +108,17 @@ class _DiesMidway(Extraction):
     def _run(self, choice):
         os.kill(os.getpid(), signal.SIGKILL)
         yield []
+
+
+def test_a_failure_that_may_pass_is_retried_a_few_times_then_left(spark, tmp_path, catalog):
+    """A time limit no decode can meet: every run times out; after MAX_TRANSIENT_TRIES runs in a
+    row the failure counts as lasting and the video waits for its file to change."""
+    inputs = write_input(tmp_path / "in.parquet", [str(catalog["h264_mp4"])])
+    out = tmp_path / "out"
+    runs = [run(spark, inputs, out, video_timeout_s=0.001) for _ in range(MAX_TRANSIENT_TRIES + 1)]
+    assert [r.videos_processed for r in runs] == [1] * MAX_TRANSIENT_TRIES + [0]
+    errors = read_errors(str(out)).to_pylist()
+    assert [e["error_class"] for e in errors] == ["VideoTimeoutError"]
 
 
 class _RaisesInside(Extraction):

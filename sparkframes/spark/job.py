@@ -43,6 +43,7 @@ from sparkframes.table.commit import (
     delete_orphans,
     staging_location,
     staging_root,
+    transient_tries,
 )
 
 
@@ -147,12 +148,14 @@ def plan_work(
     for video in videos:
         size, mtime = stats[video.video_path]
         keys: dict[str, str] = {}
+        tries = 0
         for purpose, key in request_keys(video).items():
             old = committed.get((video.video_path, purpose))
             if old is None or (old.size, old.mtime_ns, old.request_key) != (size, mtime, key):
                 keys[purpose] = key
+                tries = max(tries, transient_tries(old.mtime_ns) if old is not None else 0)
         if keys:
-            works.append(VideoWork(video.video_path, size, mtime, video.clips, keys))
+            works.append(VideoWork(video.video_path, size, mtime, video.clips, keys, tries))
         else:
             skipped += 1
     return works, skipped

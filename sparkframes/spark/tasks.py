@@ -23,7 +23,7 @@ from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.progress import write_progress
 from sparkframes.specs import SCENE_PURPOSE, ExtractionSpec
-from sparkframes.table.commit import RETRY_MTIME_NS, AttemptResult, UnitKey, UnitResult
+from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, committed_mtime
 from sparkframes.table.schema import errors_to_batch
 from sparkframes.table.writer import StagingWriter
 from sparkframes.video_frames import extract_video_frames
@@ -48,6 +48,7 @@ class VideoWork:
     mtime_ns: int
     clips: tuple[ClipSpan, ...] | None
     request_keys: dict[str, str]  # purpose -> request key
+    transient_tries: int = 0  # earlier runs in a row that failed in a way that may pass
 
     @property
     def purposes(self) -> list[str]:
@@ -131,8 +132,8 @@ def run_partition(
             counts["errors"] += int(outcome.errors > 0)
             write_progress(settings.progress_dir, partition_id, attempt, counts)
         # A failure that may pass is committed under a file state no stat returns, so the next
-        # incremental run sees the unit as out of date and tries again.
-        mtime_ns = RETRY_MTIME_NS if outcome.retry else work.mtime_ns
+        # incremental run sees the unit as out of date and tries again (a few times at most).
+        mtime_ns = committed_mtime(work.mtime_ns, outcome.retry, work.transient_tries)
         for purpose, request_key in work.request_keys.items():
             key = UnitKey(work.size, mtime_ns, request_key)
             result.units.append(UnitResult(work.video_path, purpose, key))

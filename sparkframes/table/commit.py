@@ -79,7 +79,25 @@ def staging_location(output: str) -> str:
 
 #: The mtime stored for a unit whose failure may pass (a timeout, a crash, storage out of
 #: reach): no stat returns it (unknown is -1), so the next incremental run redoes the unit.
+#: -2 after one such failure, -3 after two in a row, …
 RETRY_MTIME_NS = -2
+#: Tries in a row before a failure that may pass is taken as lasting: a video that always runs
+#: past the time limit must not hold a task for an hour on every scheduled run.
+MAX_TRANSIENT_TRIES = 3
+
+
+def transient_tries(mtime_ns: int) -> int:
+    """How many tries in a row a unit has failed in a way that may pass (0: none)."""
+    return RETRY_MTIME_NS + 1 - mtime_ns if mtime_ns <= RETRY_MTIME_NS else 0
+
+
+def committed_mtime(mtime_ns: int, failed_transiently: bool, tries_before: int) -> int:
+    """The mtime to store for a unit: the file's, unless it failed in a way that may pass and
+    has tries left, in which case a marker that makes the next run try again."""
+    tries = tries_before + 1
+    if failed_transiently and tries < MAX_TRANSIENT_TRIES:
+        return RETRY_MTIME_NS + 1 - tries
+    return mtime_ns
 
 
 @dataclass(frozen=True)
