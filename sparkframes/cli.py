@@ -131,22 +131,28 @@ def output_problem(output: str) -> str | None:
     import pyarrow.fs as pafs
 
     from sparkframes.filesystems import resolve
+    from sparkframes.table.commit import staging_location
 
     try:
+        staging_location(output)  # refuses a bucket's root
         fs, root = resolve(output)
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.File:
             return "is a file, not a folder"
         if not isinstance(fs, pafs.LocalFileSystem):
             return None
-        path = root  # the table's folder, or the nearest folder above it that exists
+        # The table's folder, when it exists, and the folder beside it that staging goes into.
+        folders = [root] if info.type == pafs.FileType.Directory else []
+        path = posixpath.dirname(root)  # the nearest folder above the table that exists
+        info = fs.get_file_info(path)
         while info.type == pafs.FileType.NotFound and posixpath.dirname(path) != path:
             path = posixpath.dirname(path)
             info = fs.get_file_info(path)
         if info.type != pafs.FileType.Directory:
             return f"{path} is not a folder"
-        if not os.access(path, os.W_OK | os.X_OK):
-            return f"permission denied: cannot write in {path}"
+        for folder in [*folders, path]:
+            if not os.access(folder, os.W_OK | os.X_OK):
+                return f"permission denied: cannot write in {folder}"
     except (ValueError, OSError) as exc:  # pyarrow: unknown scheme, unreachable store, denied
         return str(exc) or type(exc).__name__
     return None

@@ -66,25 +66,42 @@ def test_output_problem_accepts_new_and_existing_folders_and_refuses_files(tmp_p
     (tmp_path / "f").write_text("")
     assert output_problem(str(tmp_path / "f")) == "is a file, not a folder"
     assert "Unrecognized filesystem" in (output_problem("nope://x/y") or "")
+    assert "cannot be a bucket's root" in (output_problem("s3://bucket/") or "")
 
 
-def test_output_problem_refuses_a_folder_without_write_permission(tmp_path):
-    """Root writes anywhere; drop its capability to bypass file permissions for this check."""
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
+def _output_problem_as_a_plain_user(output: Path) -> str:
+    """``output_problem`` in a child without root's power to write through permissions."""
     code = (
         "import sys\nfrom sparkframes.cli import output_problem\nprint(output_problem(sys.argv[1]))"
     )
-    cmd = [sys.executable, "-c", code, str(locked / "table")]
+    cmd = [sys.executable, "-c", code, str(output)]
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("setpriv (util-linux) is needed to run without write permission as root")
         cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_output_problem_refuses_a_folder_without_write_permission(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
+        out = _output_problem_as_a_plain_user(locked / "table")
     finally:
         locked.chmod(0o755)
     assert out.strip() == f"permission denied: cannot write in {locked}"
+
+
+def test_output_problem_refuses_a_table_whose_staging_cannot_be_written(tmp_path):
+    """The table's folder is writable, the folder beside it (staging) is not."""
+    parent = tmp_path / "parent"
+    (parent / "table").mkdir(parents=True)
+    parent.chmod(0o555)
+    try:
+        out = _output_problem_as_a_plain_user(parent / "table")
+    finally:
+        parent.chmod(0o755)
+    assert out.strip() == f"permission denied: cannot write in {parent}"
 
 
 def test_java_problem_recognises_only_a_jvm_that_did_not_start():

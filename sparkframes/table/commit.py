@@ -74,6 +74,11 @@ def staging_location(output: str) -> str:
     if "://" not in output:
         return staging_root(resolve(output)[1])
     parts = urlsplit(output)
+    if parts.path.strip("/") == "":
+        raise ValueError(
+            f"{output}: a table cannot be a bucket's root, since its staging area goes beside "
+            f"it; use a folder such as {output.rstrip('/')}/frames"
+        )
     return urlunsplit(parts._replace(path=staging_root(parts.path)))
 
 
