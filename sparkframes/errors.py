@@ -43,8 +43,8 @@ class VideoOpenError(FrameExtractionError):
 
 
 class VideoFetchError(VideoOpenError):
-    """A video on an object store could not be copied to local scratch: the store was out of
-    reach, the read failed, or scratch space ran short."""
+    """A remote video could not be fetched, for a reason that may pass: its object store or
+    server was out of reach or failing (5xx), a read broke off, or scratch space ran short."""
 
     transient = True
 

@@ -244,6 +244,35 @@ def http_video(tmp_path, catalog):
         server.server_close()
 
 
+class _Failing(SimpleHTTPRequestHandler):
+    """A server having a bad moment: 503 for everything."""
+
+    def do_GET(self) -> None:
+        self.send_error(503, "try later")
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_error_may_pass_a_missing_file_does_not(http_video):
+    _, url = http_video  # a 404 from a working server: lasting
+    with pytest.raises(VideoOpenError) as missing:
+        open_video(url.replace("a.mkv", "missing.mkv"))
+    assert not missing.value.transient
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(VideoFetchError, match="cannot reach it") as failing:
+            open_video(f"http://127.0.0.1:{server.server_port}/a.mkv")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failing.value.transient
+
+
 def test_http_videos_are_stated_from_their_headers(http_video):
     local, url = http_video
     size, mtime_ns = http_stat(url)

@@ -18,6 +18,7 @@ from sparkframes.errors import (
     EmptyVideoError,
     NotAVideoError,
     NoVideoStreamError,
+    VideoFetchError,
     VideoOpenError,
     VideoTooLargeError,
 )
@@ -29,6 +30,11 @@ DEFAULT_MAX_PIXELS = 8192 * 8192
 #: H.264/HEVC deblocking filter makes CPU decoding cheaper and changes pixels slightly; which
 #: frames are output, and their timestamps, do not change. Other codecs ignore it.
 LOOP_FILTER_SKIPS = ("none", "noref", "bidir", "nokey", "all")
+
+
+#: What FFmpeg's network protocols (http, https…) raise for a server that is down, slow or
+#: failing right now; a 404 or 403 is not among them.
+_NETWORK_FAILURES_THAT_MAY_PASS = (ConnectionError, TimeoutError, av.error.HTTPServerError)
 
 
 class HardwareOpenError(RuntimeError):
@@ -123,6 +129,8 @@ def _open(target: str, hwaccel: HWAccel | None, *, name: str) -> av.container.In
         raise VideoOpenError(name, f"permission denied ({exc.strerror})") from exc
     except (av.error.FFmpegError, OSError) as exc:
         reason = _ffmpeg_reason(exc)
+        if "://" in name and isinstance(exc, _NETWORK_FAILURES_THAT_MAY_PASS):
+            raise VideoFetchError(name, f"cannot reach it: {reason}") from exc
         raise VideoOpenError(name, f"cannot open as a video container: {reason}") from exc
 
 
