@@ -103,7 +103,12 @@ def inspect_video(path: str | os.PathLike[str]) -> dict[str, Any]:
         file_format = {
             "name": container.format.name,
             "long_name": container.format.long_name,
-            "size_bytes": os.path.getsize(path) if os.path.isfile(path) else None,
+            # A remote video's local copy has its size (an http stream has none to read).
+            "size_bytes": (
+                os.path.getsize(source.readable_path)
+                if os.path.isfile(source.readable_path)
+                else None
+            ),
             "bit_rate": container.bit_rate or None,
             "header_start_time_s": (
                 _num(Fraction(container.start_time, av.time_base))

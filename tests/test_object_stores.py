@@ -25,7 +25,9 @@ from sparkframes.decoding import remote
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoFetchError, VideoOpenError
 from sparkframes.filesystems import UNKNOWN_STATE, file_states, http_stat, resolve
+from sparkframes.inspection import inspect_video
 from sparkframes.isolation import run_isolated
+from sparkframes.preview.keyframes import video_contact_sheet
 from sparkframes.spark.job import run_video_frames
 from sparkframes.specs import ExtractionSpec
 from sparkframes.table.commit import staging_location
@@ -139,6 +141,20 @@ def test_isolated_scene_frames_from_s3_fetch_in_the_parent(s3, scratch, catalog)
     assert got.column("pts_s").to_pylist() == want
     assert set(got.column("video_path").to_pylist()) == {uri}
     assert extraction.local_copy is None and list(scratch.iterdir()) == []
+
+
+def test_inspect_and_previews_read_videos_on_s3(s3, scratch, catalog, tmp_path):
+    """The tools a person reaches for when a lake video misbehaves work on its URI."""
+    uri = s3["uris"]["h264_mp4"]
+    remote_info = inspect_video(uri)
+    local_info = inspect_video(catalog["h264_mp4"])
+    assert remote_info["video"] == local_info["video"]
+    assert remote_info["format"]["size_bytes"] == catalog["h264_mp4"].stat().st_size
+    sheet = video_contact_sheet([uri], tmp_path / "sheet.png", max_frames=4)
+    assert (tmp_path / "sheet.png").stat().st_size > 0
+    ((row,),) = [sheet.rows]
+    assert row.video_path == uri and len(row.thumbs) > 0
+    assert list(scratch.iterdir()) == []
 
 
 @pytest.mark.parametrize(
