@@ -91,6 +91,13 @@ def _seconds(value: Any) -> Fraction | None:
     return None if value in (None, "") else parse_number(value)
 
 
+def _refuse_ignored(flags: list[tuple[str, bool]], why: str) -> None:
+    """Refuse the flags (name, given) that were given but would be ignored, naming them."""
+    given = [flag for flag, is_given in flags if is_given]
+    if given:
+        raise ValueError(f"{', '.join(given)}: {why}")
+
+
 @dataclass
 class CommonConfig:
     """Flags both commands share."""
@@ -162,20 +169,15 @@ class ClipFramesConfig(CommonConfig):
         """The fixed-stride cut, or None without ``--clip-len-s``; stride options given without
         it would be silently ignored, so they are refused."""
         if self.clip_len_s is None:
-            given = [
-                flag
-                for flag, value in (
+            _refuse_ignored(
+                [
                     ("--clip-stride-s", self.clip_stride_s is not None),
                     ("--min-clip-len-s", self.min_clip_len_s != 0),
                     ("--limit-clips", self.limit_clips != 0),
-                )
-                if value
-            ]
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)}: only with --clip-len-s (fixed-stride clips need a "
-                    "clip length); give it or drop them"
-                )
+                ],
+                "only with --clip-len-s (fixed-stride clips need a clip length); give it or "
+                "drop them",
+            )
             return None
         return FixedStride(
             clip_len_s=self.clip_len_s,
@@ -197,19 +199,10 @@ class ClipFramesConfig(CommonConfig):
             )
         if Policy(self.policy) is not Policy.SEQUENCE:
             # first/middle/last take one frame per clip: a rate or a frame count would be ignored.
-            given = [
-                flag
-                for flag, value in (
-                    ("--target-fps", bool(self.target_fps)),
-                    ("--min-frames", self.min_frames != 0),
-                )
-                if value
-            ]
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)}: only with --policy sequence; --policy "
-                    f"{self.policy} takes one frame per clip"
-                )
+            _refuse_ignored(
+                [("--target-fps", bool(self.target_fps)), ("--min-frames", self.min_frames != 0)],
+                f"only with --policy sequence; --policy {self.policy} takes one frame per clip",
+            )
         self.specs()
         self.stride()
 

@@ -105,10 +105,8 @@ def _read_with_pyarrow(fs: pafs.FileSystem, resolved: str, source: str) -> list[
             {f.name: (_arrow_kind(f.type), str(f.type)) for f in dataset.schema}, source
         )
         table = dataset.to_table(columns=["video_path", *present])
-    except FileNotFoundError:
-        raise  # perhaps on the cluster's default filesystem: the caller asks Spark
-    except InputSchemaError:
-        raise
+    except (FileNotFoundError, InputSchemaError):
+        raise  # not found: perhaps on the cluster's default filesystem, the caller asks Spark
     except (OSError, ValueError) as exc:  # not Parquet, files that disagree, access denied
         raise InputSchemaError(f"{source}: cannot read the input as Parquet ({exc})") from exc
     return table.to_pylist()
