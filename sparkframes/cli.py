@@ -78,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
     demo.add_argument("--master", help="Spark master URL (default: local)")
     _preview_parser(sub)
+    vacuum = sub.add_parser(
+        "vacuum",
+        help="delete files of a frames table that no version kept for the retention period reads",
+    )
+    vacuum.add_argument("table", help="frames table folder (or URI)")
+    vacuum.add_argument(
+        "--retention-hours",
+        type=int,
+        default=168,
+        help="keep what versions of the last N hours read (default 168, Delta's own default); "
+        "must be longer than any run or reader in progress",
+    )
+    vacuum.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
     inspect = sub.add_parser("inspect", help="what the decoder sees in one video (no Spark)")
     inspect.add_argument("video", help="video file")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -131,28 +144,22 @@ def output_problem(output: str) -> str | None:
     import pyarrow.fs as pafs
 
     from sparkframes.filesystems import resolve
-    from sparkframes.table.commit import staging_location
 
     try:
-        staging_location(output)  # refuses a bucket's root
         fs, root = resolve(output)
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.File:
             return "is a file, not a folder"
         if not isinstance(fs, pafs.LocalFileSystem):
             return None
-        # The table's folder, when it exists, and the folder beside it that staging goes into.
-        folders = [root] if info.type == pafs.FileType.Directory else []
-        path = posixpath.dirname(root)  # the nearest folder above the table that exists
-        info = fs.get_file_info(path)
+        path = root  # the table's folder, or the nearest folder above it that exists
         while info.type == pafs.FileType.NotFound and posixpath.dirname(path) != path:
             path = posixpath.dirname(path)
             info = fs.get_file_info(path)
         if info.type != pafs.FileType.Directory:
             return f"{path} is not a folder"
-        for folder in [*folders, path]:
-            if not os.access(folder, os.W_OK | os.X_OK):
-                return f"permission denied: cannot write in {folder}"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"permission denied: cannot write in {path}"
     except (ValueError, OSError) as exc:  # pyarrow: unknown scheme, unreachable store, denied
         return str(exc) or type(exc).__name__
     return None
@@ -185,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _preview(build_parser().parse_args(argv))
     if argv[:1] == ["inspect"]:
         return _inspect(build_parser().parse_args(argv))
+    if argv[:1] == ["vacuum"]:
+        return _vacuum(build_parser().parse_args(argv))
     try:
         command, config = parse_config(argv)
     except ValueError as exc:
@@ -194,6 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"sparkframes: --output {config.output}: {problem}", file=sys.stderr)
         return 2
+    if config.mode != "overwrite":
+        from sparkframes.table.delta import TableLocation
+        from sparkframes.table.legacy import legacy_problem
+
+        problem = legacy_problem(TableLocation.of(config.output))
+        if problem is not None:
+            print(f"sparkframes: {problem}", file=sys.stderr)
+            return 2
     from sparkframes.spark.inputs import InputSchemaError
     from sparkframes.spark.job import exit_code, run_clip_frames, run_video_frames
     from sparkframes.spark.session import get_session
@@ -267,6 +284,29 @@ def _preview(args: argparse.Namespace) -> int:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
     print(sheet.path)
+    return 0
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    """Delete (or list) the files no retained version of the three tables reads."""
+    from sparkframes.table.delta import TableLocation, vacuum
+
+    if args.retention_hours < 0:
+        print("sparkframes: --retention-hours must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        removed = vacuum(TableLocation.of(args.table), args.retention_hours, dry_run=args.dry_run)
+    except (ValueError, OSError) as exc:
+        print(f"sparkframes: {args.table}: {exc}", file=sys.stderr)
+        return 2
+    if not removed:
+        print(f"sparkframes: {args.table}: no frames table here", file=sys.stderr)
+        return 2
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, files in removed.items():
+        print(f"{table}: {verb} {len(files)} files")
+        for f in files if args.dry_run else []:
+            print(f"  {f}")
     return 0
 
 

@@ -19,8 +19,9 @@ from sparkframes import ExtractionSpec, ExtractOptions, extract_clip_frames, ext
 from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.errors import VideoTooLargeError
 from sparkframes.spark.job import run_clip_frames
-from sparkframes.table.commit import MANIFEST_PATH
+from sparkframes.table.delta import TableLocation
 from sparkframes.table.reader import read_errors, read_table
+from sparkframes.table.state import read_state
 from tests.conftest import oracle_for
 from tests.corpus import build_bad_corpus, fuzz_variants
 
@@ -153,8 +154,10 @@ def test_the_whole_corpus_through_the_job(spark, tmp_path, corpus, catalog):
     failed = {e["video_path"] for e in errors.to_pylist()} - set(frames["video_path"].to_pylist())
     assert failed == {str(corpus[n].path) for n in EXPECTED_ERRORS}
     assert summary.videos_failed == len(EXPECTED_ERRORS)
-    manifest = pq.read_table(tmp_path / "out" / MANIFEST_PATH)
-    assert set(manifest["video_path"].to_pylist()) == set(paths)
+    # Every video is in the state, failed or not, so the next run leaves the lasting failures be.
+    state = read_state(TableLocation.of(str(tmp_path / "out")))
+    assert {path for path, _ in state} == set(paths)
+    assert {p for (p, _), s in state.items() if s.status == "failed"} == failed
 
 
 def test_fuzzed_copies_never_crash_the_session(spark, tmp_path, catalog):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.errors import DecoderCrashError, InternalError
@@ -23,8 +24,9 @@ from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.isolation import run_isolated
 from sparkframes.spark.job import exit_code, run_clip_frames
 from sparkframes.spark.tasks import KILL_FIRST_ATTEMPT_CONF
-from sparkframes.table.commit import MAX_TRANSIENT_TRIES, staging_root
+from sparkframes.table.delta import TableLocation
 from sparkframes.table.reader import read_errors, read_table
+from sparkframes.table.state import MAX_TRANSIENT_TRIES, read_state
 from tests.cluster import REPO, SPARK_HOME, spark_env
 
 KEY = ["video_path", "clip_id", "target_fps", "frame_index"]
@@ -115,8 +117,15 @@ def test_a_failure_that_may_pass_is_retried_a_few_times_then_left(spark, tmp_pat
     row the failure counts as lasting and the video waits for its file to change."""
     inputs = write_input(tmp_path / "in.parquet", [str(catalog["h264_mp4"])])
     out = tmp_path / "out"
-    runs = [run(spark, inputs, out, video_timeout_s=0.001) for _ in range(MAX_TRANSIENT_TRIES + 1)]
-    assert [r.videos_processed for r in runs] == [1] * MAX_TRANSIENT_TRIES + [0]
+    failures = []
+    for _ in range(MAX_TRANSIENT_TRIES + 1):
+        summary = run(spark, inputs, out, video_timeout_s=0.001)
+        (state,) = read_state(TableLocation.of(str(out))).values()
+        failures.append((summary.videos_processed, state.transient_failures, state.status))
+    # The count of failures in a row is a column of the state table, not a hidden marker.
+    assert failures == [(1, n, "failed") for n in range(1, MAX_TRANSIENT_TRIES + 1)] + [
+        (0, MAX_TRANSIENT_TRIES, "failed")
+    ]
     errors = read_errors(str(out)).to_pylist()
     assert [e["error_class"] for e in errors] == ["VideoTimeoutError"]
 
@@ -154,7 +163,8 @@ def test_killed_python_worker_is_retried_without_duplicates(spark, tmp_path, cat
     finally:
         spark.conf.unset(KILL_FIRST_ATTEMPT_CONF)
     assert rows(tmp_path / "killed").equals(rows(tmp_path / "clean"))
-    assert not Path(staging_root(str(tmp_path / "killed"))).exists()
+    listed = DeltaTable(str(tmp_path / "killed")).file_uris()
+    assert len(listed) == len(DeltaTable(str(tmp_path / "clean")).file_uris())
 
 
 def test_the_same_run_twice_gives_identical_content(spark, tmp_path, catalog):
@@ -209,20 +219,26 @@ def test_killed_driver_leaves_the_previous_table_and_the_next_run_completes(tmp_
     args = ["--output", str(out), "--partitions", "5"]
     proc = _submit_local(["--input", write_input(tmp_path / "a.parquet", first), *args], {})
     assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
-    before = rows(out)
-    # Second run, with slow tasks: kill the driver once tasks have staged files.
+    before, version = rows(out), DeltaTable(str(out)).version()
+    committed = set(out.rglob("purpose=*/*.parquet"))
+    # Second run, with slow tasks: kill the driver once tasks have written files.
     proc = _submit_local(
         ["--input", write_input(tmp_path / "b.parquet", more), *args],
         {"spark.sparkframes.test.slowFirstAttempt": "0,1,2,3,4"},
     )
-    staging = Path(staging_root(str(out)))
+
+    def written() -> set[Path]:
+        return set(out.rglob("purpose=*/*.parquet")) - committed
+
     deadline = time.monotonic() + 240
-    while not any(staging.rglob("*.parquet")) and time.monotonic() < deadline:
+    while not written() and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    assert any(staging.rglob("*.parquet")), "the run was killed before it staged anything"
-    assert rows(out).equals(before)  # readers still see the previous table, whole
+    assert written(), "the run was killed before it wrote anything"
+    # Readers still see the previous version, whole: the files are in the table's folder but
+    # in no version of its log.
+    assert rows(out).equals(before) and DeltaTable(str(out)).version() == version
     proc = _submit_local(["--input", str(tmp_path / "b.parquet"), *args], {})
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
@@ -244,7 +260,7 @@ def test_speculative_attempts_change_nothing(tmp_path, catalog):
         "spark.speculation.quantile": "0.5",
         "spark.speculation.minTaskRuntime": "500ms",
         "spark.speculation.efficiency.enabled": "false",
-        # Attempt 0 of partition 3 stages its files, then stalls: a speculative copy overtakes.
+        # Attempt 0 of partition 3 writes its files, then stalls: a speculative copy overtakes.
         "spark.sparkframes.test.slowFirstAttempt": "3",
         "spark.executor.memory": "1g",
     }
@@ -269,4 +285,5 @@ def test_speculative_attempts_change_nothing(tmp_path, catalog):
     # Finishing well before the stalled attempt would have means a speculative copy won.
     assert elapsed < 30, elapsed
     assert rows(tmp_path / "spec").equals(rows(tmp_path / "plain"))
-    assert not Path(staging_root(str(tmp_path / "spec"))).exists()
+    listed = DeltaTable(str(tmp_path / "spec")).file_uris()
+    assert len(listed) == len(DeltaTable(str(tmp_path / "plain")).file_uris())

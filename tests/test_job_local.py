@@ -1,4 +1,4 @@
-"""The clip-frames job on a real local SparkSession: rows, errors, readers, commit, increments."""
+"""The clip-frames job on a real local SparkSession: rows, errors, readers, commits, increments."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.spark.tasks import FAIL_FIRST_ATTEMPT_CONF
-from sparkframes.table.commit import MANIFEST_PATH, staging_root
+from sparkframes.table.delta import TableLocation, vacuum
 from sparkframes.table.reader import (
     frames_to_numpy,
     read_errors,
@@ -26,6 +27,7 @@ from sparkframes.table.reader import (
     read_frames,
     read_table,
 )
+from sparkframes.table.state import read_state
 from tests.conftest import oracle_for
 from tests.videos import oracle_select, read_frame_number
 
@@ -51,7 +53,8 @@ def run(spark, input_path, output, **flags) -> object:
 
 
 def table_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
+    """The data files the latest version of the frames table lists."""
+    return sorted(DeltaTable(str(root)).file_uris())
 
 
 @pytest.fixture()
@@ -96,41 +99,69 @@ def test_job_writes_oracle_exact_frames_and_errors(spark, tmp_path, catalog, inp
         (str(tmp_path / "missing.mp4"), p, "VideoOpenError") for p in ("embeddings", "aesthetics")
     }
     assert "no such file" in errors[0]["message"]
-    assert not Path(staging_root(str(out))).exists()
+    # One commit, which says which run made it, how it was asked and what it did.
+    (entry,) = DeltaTable(str(out)).history()[:1]
+    meta = entry["sparkframes"]
+    assert meta["run_id"] == summary.run_id and entry["version"] == 1
+    assert summary.table_version == 1  # version 0 is the empty table the run created
+    assert meta["command"] == "clip-frames" and meta["settings"]["target_res"] == [48, 64]
+    assert meta["summary"]["frames_by_purpose"] == summary.frames_by_purpose
+    # The state says what decided "up to date", one row per (video, purpose), as data.
+    state = read_state(TableLocation.of(str(out)))
+    assert len(state) == 2 * 5
+    missing = state[(str(tmp_path / "missing.mp4"), "embeddings")]
+    assert (missing.frames, missing.errors, missing.status) == (0, 1, "failed")
+    h264 = state[(str(catalog["h264_mp4"]), "aesthetics")]
+    assert (h264.video_size, h264.status) == (os.path.getsize(catalog["h264_mp4"]), "ok")
+    aesthetics = read_table(str(out), purpose="aesthetics", columns=["video_path"])
+    assert h264.frames == aesthetics["video_path"].to_pylist().count(str(catalog["h264_mp4"])) > 0
 
 
 def test_all_four_engines_read_the_table(spark, tmp_path, inputs):
+    """The README's recipes: every engine reads the same rows through the Delta log."""
     out = tmp_path / "out"
     run(spark, inputs, out, purpose="embeddings,aesthetics", target_res="32x32")
-    n = read_table(str(out)).num_rows
-    glob = f"{out}/purpose=*/*.parquet"
+    # A second run redoes one video (a new request for it), so files were superseded on disk.
+    run(spark, inputs, out, purpose="embeddings,aesthetics", target_res="32x32", mode="overwrite")
+    ours = read_table(str(out)).drop_columns(["frame"])
+    key = ["purpose", "video_path", "clip_id", "target_fps", "frame_index"]
+    want = sorted(tuple(r[k] for k in key) for r in ours.to_pylist())
+
+    dt = DeltaTable(str(out))
+    by_deltalake = dt.to_pyarrow_table(columns=key)
+    assert sorted(tuple(r[k] for k in key) for r in by_deltalake.to_pylist()) == want
+
+    by_polars = pl.scan_delta(str(out)).select(key).collect()
+    assert sorted(by_polars.iter_rows()) == want
+
     con = duckdb.connect()
+    frames = dt.to_pyarrow_dataset()  # noqa: F841 (DuckDB finds it by name)
     by_duckdb = con.sql(
-        f"SELECT purpose, count(*), min(octet_length(frame)) FROM read_parquet('{glob}', "
-        "hive_partitioning = true) GROUP BY purpose ORDER BY purpose"
+        "SELECT purpose, count(*), min(octet_length(frame)) FROM frames GROUP BY purpose"
     ).fetchall()
-    assert sum(c for _, c, _ in by_duckdb) == n and {b for *_, b in by_duckdb} == {32 * 32 * 3}
-    by_polars = pl.scan_parquet(glob, hive_partitioning=True).select(pl.len()).collect().item()
-    assert by_polars == n
-    df = spark.read.parquet(str(out))
-    assert df.count() == n  # _errors and _sparkframes are hidden from Spark
-    assert set(df.columns) >= {"frame", "purpose", "pts_s", "height", "width"}
+    assert sum(c for _, c, _ in by_duckdb) == len(want)
+    assert {b for *_, b in by_duckdb} == {32 * 32 * 3}
+
+    # Spark without the Delta connector: the files of the version, as Parquet.
+    df = spark.read.option("basePath", str(out)).parquet(*dt.file_uris())
+    assert sorted(tuple(r[k] for k in key) for r in df.select(key).collect()) == want
     one = df.where("purpose = 'embeddings'").select("frame", "height", "width").first()
     img = np.frombuffer(one["frame"], np.uint8).reshape(one["height"], one["width"], 3)
     read_frame_number(img)  # real pixels survived the trip through Spark
-    errors = spark.read.parquet(str(out / "_errors"))
-    assert errors.count() == 2
+    assert DeltaTable(str(out / "_errors")).to_pyarrow_table().num_rows == 2
+    assert pl.read_delta(str(out / "_errors")).height == 2
 
 
 def test_rerun_is_idempotent_and_incremental(spark, tmp_path, catalog, inputs):
     out = tmp_path / "out"
     first = run(spark, inputs, out)
     files = table_files(out)
-    manifest = pq.read_table(out / MANIFEST_PATH)
+    versions = [DeltaTable(str(out / sub)).version() for sub in ("", "_errors", "_state")]
     again = run(spark, inputs, out)
     assert again.videos_processed == 0 and again.videos_skipped == first.videos_processed
     assert table_files(out) == files
-    assert pq.read_table(out / MANIFEST_PATH).equals(manifest)
+    # Nothing to do commits nothing: no table gets a new version.
+    assert [DeltaTable(str(out / sub)).version() for sub in ("", "_errors", "_state")] == versions
     before = read_table(str(out)).drop_columns(["frame"]).sort_by("pts_s").to_pylist()
 
     # A new video adds only its rows.
@@ -143,16 +174,21 @@ def test_rerun_is_idempotent_and_incremental(spark, tmp_path, catalog, inputs):
     table = read_table(str(out))
     assert table.num_rows == len(before) + third.frames
 
-    # A video changed in place is replaced, with no stale or duplicate rows.
+    # A video changed in place is replaced in one commit, with no stale or duplicate rows.
     shutil.copy(catalog["three_frames_mp4"], extra)
     os.utime(extra, ns=(os.stat(extra).st_atime_ns, os.stat(extra).st_mtime_ns + 10**9))
     fourth = run(spark, inputs2, out)
     assert fourth.videos_processed == 1
+    assert fourth.table_version == third.table_version + 1
     rows = read_table(str(out)).drop_columns(["frame"]).to_pylist()
     mine = [r for r in rows if r["video_path"] == str(extra)]
     assert len(mine) == fourth.frames == 1  # three frames at 25 fps: one sample at 2 fps
     keys = [(r["video_path"], r["clip_id"], r["target_fps"], r["frame_index"]) for r in rows]
     assert len(keys) == len(set(keys))
+    # The version before it still reads as it was (time travel).
+    old = read_table(str(out), version=third.table_version)
+    assert old.num_rows == len(before) + third.frames
+    assert old.filter(pa.compute.equal(old["video_path"], str(extra))).num_rows == third.frames
 
     # Overwrite mode replaces everything.
     fifth = run(spark, inputs, out, mode="overwrite")
@@ -230,20 +266,33 @@ def test_failed_attempts_leave_no_duplicates(spark, tmp_path, inputs):
     b = read_table(str(retried), columns=cols).sort_by([(c, "ascending") for c in cols])
     assert a.equals(b) and a.num_rows > 0
     assert len(table_files(retried)) == len(table_files(clean))
-    assert not Path(staging_root(str(retried))).exists()
+    # The failed attempts' files are on disk, listed by no version, until a vacuum.
+    on_disk = {str(p) for p in (retried / "purpose=embeddings").glob("*.parquet")}
+    assert on_disk > set(table_files(retried))
+    removed = vacuum(TableLocation.of(str(retried)), retention_hours=0)
+    assert len(removed["frames"]) == len(on_disk) - len(table_files(retried))
+    assert {str(p) for p in (retried / "purpose=embeddings").glob("*.parquet")} == set(
+        table_files(retried)
+    )
+    assert read_table(str(retried), columns=cols).num_rows == a.num_rows
 
 
-def test_killed_commit_leaves_previous_table_and_next_run_cleans(spark, tmp_path, inputs):
+def test_uncommitted_files_are_invisible_and_vacuum_keeps_recent_ones(spark, tmp_path, inputs):
+    """A file an attempt wrote into the table whose run then died: no Delta reader sees it, and
+    vacuum deletes it only after the retention period (a run in progress keeps its files)."""
     out = tmp_path / "out"
     run(spark, inputs, out)
     before = read_table(str(out)).num_rows
-    # A file renamed into the table by a commit that died before its manifest: an orphan.
-    orphan = out / "purpose=embeddings" / "part-dead-00000-0000.parquet"
-    shutil.copy(next((out / "purpose=embeddings").glob("*.parquet")), orphan)
-    assert read_table(str(out)).num_rows == before  # the manifest does not name it
-    run(spark, inputs, out)
-    assert not orphan.exists()
+    stray = out / "purpose=embeddings" / "part-dead-00000-a0-t0-000000000000.parquet"
+    shutil.copy(next((out / "purpose=embeddings").glob("*.parquet")), stray)
     assert read_table(str(out)).num_rows == before
+    assert pl.scan_delta(str(out)).select(pl.len()).collect().item() == before
+    assert run(spark, inputs, out).videos_processed == 0  # still up to date
+    loc = TableLocation.of(str(out))
+    assert vacuum(loc)["frames"] == []  # younger than the default 168 hours
+    assert stray.exists()
+    assert vacuum(loc, retention_hours=0)["frames"] == [str(stray.relative_to(out))]
+    assert not stray.exists() and read_table(str(out)).num_rows == before
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,9 @@ from sparkframes.isolation import run_isolated
 from sparkframes.preview.keyframes import video_contact_sheet
 from sparkframes.spark.job import run_video_frames
 from sparkframes.specs import ExtractionSpec
-from sparkframes.table.commit import staging_location
 from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames
 from sparkframes.video_frames import extract_video_frames
+from tests.s3 import s3_server
 
 BUCKET = "lake"
 VIDEOS = ["h264_mp4", "vfr_mkv"]
@@ -42,23 +42,9 @@ VIDEOS = ["h264_mp4", "vfr_mkv"]
 def s3(catalog):
     """An S3 endpoint on loopback holding some catalog videos; yields {name: s3 URI}."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
+    with s3_server(BUCKET) as env:
         client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
         uris = {}
         for name in VIDEOS:
             key = f"videos/{catalog[name].name}"
@@ -68,7 +54,6 @@ def s3(catalog):
             uris[name] = f"{scheme}://{BUCKET}/{key}"
         client.put_object(Bucket=BUCKET, Key="videos/empty.mp4", Body=b"")
         yield {"uris": uris, "env": env}
-    server.stop()
 
 
 @pytest.fixture()
@@ -88,14 +73,6 @@ def test_which_paths_are_fetched():
     assert remote.needs_local_copy("hdfs://nn:8020/v.mp4") and remote.needs_local_copy("s3a://b/v")
     for readable in ("/data/v.mp4", "v.mp4", "https://host/v.mp4", "file:///data/v.mp4"):
         assert not remote.needs_local_copy(readable)
-
-
-def test_staging_stays_on_the_tables_filesystem():
-    """Executors get the staging location as a string: for S3 it must stay an S3 URI."""
-    assert staging_location("s3://lake/tables/frames") == "s3://lake/tables/.frames.staging"
-    assert staging_location("s3a://lake/frames/") == "s3a://lake/.frames.staging"
-    assert staging_location("out/frames").endswith("/out/.frames.staging")
-    assert staging_location("out/frames").startswith("/")
 
 
 def test_scratch_space_follows_the_cluster_managers_local_dirs(monkeypatch, tmp_path):

@@ -1,16 +1,18 @@
 """The driver side of a run: input, incremental selection, distribution, commit, summary.
 
-read input -> stat videos -> skip up-to-date (video, purpose) units -> balance videos over
-partitions -> executors extract and stage files (tasks.py) -> commit (table/commit.py)
+read input -> stat videos -> skip up-to-date (video, purpose) units (table/state.py) -> balance
+videos over partitions -> executors extract and write files (tasks.py) -> commit (table/commit.py)
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import posixpath
+import os
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
-from sparkframes.filesystems import file_states, resolve
+from sparkframes.filesystems import file_states
 from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
 from sparkframes.spark.inputs import InputVideo, read_input
 from sparkframes.spark.progress import ProgressLine
@@ -36,15 +38,14 @@ from sparkframes.spark.tasks import (
     partition_function,
 )
 from sparkframes.specs import ExtractionSpec
-from sparkframes.table.commit import (
-    AttemptResult,
-    TableState,
-    commit_run,
-    delete_orphans,
-    staging_location,
-    staging_root,
-    transient_tries,
-)
+from sparkframes.table.commit import AttemptResult, RunCommit, commit_run
+from sparkframes.table.delta import FRAMES, TableLocation, ensure_table
+from sparkframes.table.legacy import legacy_problem, remove_legacy_files
+from sparkframes.table.state import UnitState, is_up_to_date, read_state
+
+
+class LegacyTableError(ValueError):
+    """The output holds a table in the format of sparkframes 0.1; the message names the fix."""
 
 
 @dataclass
@@ -63,6 +64,8 @@ class RunSummary:
     frames_decoded: int = 0
     decoders: dict[str, int] = field(default_factory=dict)  # decoder used -> videos
     gpu_addresses: set[str] = field(default_factory=set)  # what Spark assigned the tasks
+    table_version: int | None = None  # the frames table's version this run committed
+    units_lost: int = 0  # units an overlapping run committed after this one (theirs stay)
 
     @property
     def frames(self) -> int:
@@ -80,6 +83,8 @@ class RunSummary:
             f"{self.videos_skipped} up to date, {self.videos_failed} failed; "
             f"{self.clips} clips; frames {per_purpose or 'none'}; {self.errors} error rows; "
             f"{self.seconds:.1f} s ({fps:.1f} frames/s)"
+            + (f"; table version {self.table_version}" if self.table_version is not None else "")
+            + (f"; {self.units_lost} units kept from an overlapping run" if self.units_lost else "")
             + (f"; decoders {_counts(self.decoders)}" if self.decoders else "")
             + (
                 f"; GPUs assigned {','.join(sorted(self.gpu_addresses))}"
@@ -139,23 +144,29 @@ def fingerprint(doc: dict) -> str:
 def plan_work(
     videos: list[InputVideo],
     request_keys: Callable[[InputVideo], dict[str, str]],
-    state: TableState,
+    state: dict[tuple[str, str], UnitState],
 ) -> tuple[list[VideoWork], int]:
     """Out-of-date videos with the purposes to redo, and how many videos were up to date."""
-    committed = state.unit_keys()
     stats = file_states([v.video_path for v in videos])
     works, skipped = [], 0
     for video in videos:
         size, mtime = stats[video.video_path]
         keys: dict[str, str] = {}
-        tries = 0
+        failures = 0
         for purpose, key in request_keys(video).items():
-            old = committed.get((video.video_path, purpose))
-            if old is None or (old.size, old.mtime_ns, old.request_key) != (size, mtime, key):
-                keys[purpose] = key
-                tries = max(tries, transient_tries(old.mtime_ns) if old is not None else 0)
+            old = state.get((video.video_path, purpose))
+            if is_up_to_date(old, size, mtime, key):
+                continue
+            keys[purpose] = key
+            if old is not None and (old.video_size, old.video_mtime_ns, old.request_key) == (
+                size,
+                mtime,
+                key,
+            ):
+                # Same file, same request: out of date only because its last failure may pass.
+                failures = max(failures, old.transient_failures)
         if keys:
-            works.append(VideoWork(video.video_path, size, mtime, video.clips, keys, tries))
+            works.append(VideoWork(video.video_path, size, mtime, video.clips, keys, failures))
         else:
             skipped += 1
     return works, skipped
@@ -204,11 +215,12 @@ def _run(
     started = time.perf_counter()
     run_id = new_run_id()
     summary = RunSummary(run_id)
-    fs, root = resolve(config.output)
+    loc = TableLocation.of(config.output)
     overwrite = config.mode == "overwrite"
-    committed = TableState.load(fs, root)
-    orphans = delete_orphans(fs, root, committed)
-    state = TableState([]) if overwrite else committed
+    problem = legacy_problem(loc)
+    if problem is not None and not overwrite:
+        raise LegacyTableError(problem)
+    state = {} if overwrite else read_state(loc)
 
     videos, _ = read_input(spark, config.input)
     summary.videos_in_input = len(videos)
@@ -219,7 +231,7 @@ def _run(
         sc = spark.sparkContext
         settings = TaskSettings(
             run_id=run_id,
-            staging_root=staging_location(config.output),
+            output=config.output,
             decoder_mode=config.decoder_mode,
             no_fallback=config.no_fallback,
             batch_size=config.batch_size,
@@ -231,8 +243,8 @@ def _run(
             kill_first_attempt=_int_list(spark.conf.get(KILL_FIRST_ATTEMPT_CONF, "")),
             slow_first_attempt=_int_list(spark.conf.get(SLOW_FIRST_ATTEMPT_CONF, "")),
             progress_dir=(
-                posixpath.join(staging_root(root), run_id, "_progress")
-                if is_local(sc) and isinstance(fs, pafs.LocalFileSystem)
+                os.path.join(tempfile.gettempdir(), f"sparkframes-progress-{run_id}")
+                if config.progress and is_local(sc) and isinstance(loc.fs, pafs.LocalFileSystem)
                 else None
             ),
             **kind_settings,
@@ -248,22 +260,53 @@ def _run(
         sc.setJobDescription(f"sparkframes {command}: {len(works)} videos")
         progress = (
             ProgressLine(settings.progress_dir, len(works))
-            if settings.progress_dir and config.progress
+            if settings.progress_dir
             else contextlib.nullcontext()
         )
-        try:
-            with progress:
-                results = rdd.collect()
-        except BaseException:
-            _discard_staging(fs, root, run_id)  # the table stays as it was
-            raise
+        # A failed job commits nothing: the files its attempts wrote are listed in no version.
+        with progress:
+            results = rdd.collect()
         for attempt, outcomes in results:
             attempts.append(attempt)
             _add_outcomes(summary, outcomes)
-    if works or overwrite or orphans or not state.rows:
-        commit_run(fs, root, run_id, attempts, overwrite=overwrite, orphans_removed=len(orphans))
+    if works or overwrite:
+        if overwrite:
+            remove_legacy_files(loc)
+        summary.seconds = time.perf_counter() - started
+        committed = commit_run(
+            loc,
+            run_id,
+            attempts,
+            overwrite=overwrite,
+            metadata=_commit_metadata(command, config, summary),
+        )
+        _add_commit(summary, committed)
+    else:
+        ensure_table(loc, FRAMES)  # a first run with nothing to do still leaves a table to read
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _commit_metadata(command: str, config: CommonConfig, summary: RunSummary) -> dict:
+    """What a run's commits carry besides the run id: enough to tell from the table's history
+    which run made a version, how it was asked and what it did."""
+    settings = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    counts = {
+        "videos_in_input": summary.videos_in_input,
+        "videos_processed": summary.videos_processed,
+        "videos_skipped": summary.videos_skipped,
+        "videos_failed": summary.videos_failed,
+        "clips": summary.clips,
+        "frames_by_purpose": dict(summary.frames_by_purpose),
+        "errors": summary.errors,
+        "seconds": round(summary.seconds, 3),
+    }
+    return {"command": command, "settings": settings, "summary": counts}
+
+
+def _add_commit(summary: RunSummary, committed: RunCommit) -> None:
+    summary.table_version = committed.version
+    summary.units_lost = committed.units_lost
 
 
 def _add_outcomes(summary: RunSummary, outcomes: list[VideoOutcome]) -> None:
@@ -294,11 +337,6 @@ def exit_code(summary: RunSummary, max_error_rate: float) -> int:
 
 def _int_list(text: str | None) -> tuple[int, ...]:
     return tuple(int(t) for t in (text or "").split(",") if t.strip())
-
-
-def _discard_staging(fs: pafs.FileSystem, root: str, run_id: str) -> None:
-    with contextlib.suppress(OSError):
-        fs.delete_dir(posixpath.join(staging_root(root), run_id))
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -1,15 +1,16 @@
 """A progress line for local runs: videos done / total, frames/s, errors.
 
 Spark's own bar counts tasks, and a task holds many videos. In local mode the executors share
-the driver's disk, so each task attempt keeps a tiny JSON file of its counts in the run's staging
-folder and a driver thread sums the newest attempt of each partition once a second. On a cluster
-the Spark UI shows progress and the run ends with the summary line.
+the driver's disk, so each task attempt keeps a tiny JSON file of its counts in a temporary
+folder of the run's and a driver thread sums the newest attempt of each partition once a
+second. On a cluster the Spark UI shows progress and the run ends with the summary line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -60,6 +61,7 @@ class ProgressLine:
         self._stop.set()
         self._thread.join(2)
         self._print(final=True)
+        shutil.rmtree(self.folder, ignore_errors=True)  # the counts were only for this line
 
     def _loop(self) -> None:
         interval = 1.0 if self._tty else 10.0  # a log file gets a line every 10 s

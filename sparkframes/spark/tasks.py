@@ -1,14 +1,14 @@
-"""What an executor task does with its partition of videos: extract, write to staging, report.
+"""What an executor task does with its partition of videos: extract, write files, report.
 
-Runs in the Python worker. It writes Parquet itself (pyarrow) to a folder unique to this task
-attempt and hands the driver only a small description of what it wrote, so no pixels cross
-Spark's Arrow bridge and the driver decides which attempt's files become the table.
+Runs in the Python worker. It writes Parquet itself (pyarrow) straight into the Delta tables,
+under names no other attempt uses, and hands the driver only a small description of what it
+wrote: no pixels cross Spark's bridge, and the driver decides which attempts' files the commit
+lists (until then no Delta reader sees them).
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,14 +18,15 @@ from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
 from sparkframes.errors import InternalError
 from sparkframes.extraction import Extraction, ExtractOptions
-from sparkframes.filesystems import resolve
 from sparkframes.isolation import run_inline, run_isolated
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.spark.progress import write_progress
 from sparkframes.specs import SCENE_PURPOSE, ExtractionSpec
-from sparkframes.table.commit import AttemptResult, UnitKey, UnitResult, committed_mtime
+from sparkframes.table.commit import AttemptResult
+from sparkframes.table.delta import ERRORS, TableLocation
+from sparkframes.table.files import AttemptWriter
 from sparkframes.table.schema import errors_to_batch
-from sparkframes.table.writer import StagingWriter
+from sparkframes.table.state import UnitState
 from sparkframes.video_frames import extract_video_frames
 
 #: Test hooks (Spark confs, comma-separated partition ids): attempt 0 of the listed partitions
@@ -33,8 +34,8 @@ from sparkframes.video_frames import extract_video_frames
 #: tests can check that a retried attempt never adds duplicate or loses rows.
 FAIL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.failFirstAttempt"
 KILL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.killFirstAttempt"
-#: ...or stalls for SLOW_ATTEMPT_S after staging its files (to let speculation overtake it, or a
-#: test kill the driver while files are staged).
+#: ...or stalls for SLOW_ATTEMPT_S after writing its files (to let speculation overtake it, or a
+#: test kill the driver while uncommitted files are there).
 SLOW_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.slowFirstAttempt"
 SLOW_ATTEMPT_S = 30.0
 
@@ -48,7 +49,7 @@ class VideoWork:
     mtime_ns: int
     clips: tuple[ClipSpan, ...] | None
     request_keys: dict[str, str]  # purpose -> request key
-    transient_tries: int = 0  # earlier runs in a row that failed in a way that may pass
+    transient_failures: int = 0  # earlier runs in a row that failed in a way that may pass
 
     @property
     def purposes(self) -> list[str]:
@@ -80,7 +81,7 @@ class TaskSettings:
     """
 
     run_id: str
-    staging_root: str
+    output: str  # the table, as the user gave it (each executor resolves it itself)
     kind: str = "clips"
     specs: tuple[ExtractionSpec, ...] = ()
     stride: FixedStride | None = None
@@ -102,14 +103,16 @@ class TaskSettings:
 def run_partition(
     works: list[VideoWork], settings: TaskSettings, partition_id: int, attempt: int, attempt_id: int
 ) -> tuple[AttemptResult, list[VideoOutcome]]:
-    """Extract every video of one partition into this attempt's staging folder."""
+    """Extract every video of one partition into files of this attempt's own."""
     from sparkframes.spark.resources import assigned_gpu
 
-    fs, staging_root = resolve(settings.staging_root)
-    attempt_dir = posixpath.join(
-        staging_root, settings.run_id, f"p{partition_id:05d}-a{attempt}-t{attempt_id}"
+    loc = TableLocation.of(settings.output)
+    writer = AttemptWriter(
+        loc.fs,
+        loc.root,
+        loc.root_of(ERRORS),
+        f"part-{settings.run_id}-{partition_id:05d}-a{attempt}-t{attempt_id}",
     )
-    writer = StagingWriter(fs, attempt_dir, f"part-{settings.run_id}-{partition_id:05d}")
     gpu_id, gpu_address = assigned_gpu()
     options = ExtractOptions(
         threads=settings.threads or _task_cpus(),
@@ -119,11 +122,12 @@ def run_partition(
         batch_size=settings.batch_size,
         skip_loop_filter=settings.skip_loop_filter,
     )
-    result = AttemptResult(staging_dir=attempt_dir)
+    result = AttemptResult()
     outcomes = []
     counts = {"videos": 0, "frames": 0, "errors": 0}
     for work in works:
         outcome = _run_video(work, settings, options, writer)
+        writer.end_video()
         outcome.gpu_address = gpu_address
         outcomes.append(outcome)
         if settings.progress_dir:
@@ -131,13 +135,20 @@ def run_partition(
             counts["frames"] += sum(outcome.frames_by_purpose.values())
             counts["errors"] += int(outcome.errors > 0)
             write_progress(settings.progress_dir, partition_id, attempt, counts)
-        # A failure that may pass is committed under a file state no stat returns, so the next
-        # incremental run sees the unit as out of date and tries again (a few times at most).
-        mtime_ns = committed_mtime(work.mtime_ns, outcome.retry, work.transient_tries)
         for purpose, request_key in work.request_keys.items():
-            key = UnitKey(work.size, mtime_ns, request_key)
-            result.units.append(UnitResult(work.video_path, purpose, key))
-    result.files = writer.close()
+            result.units.append(
+                UnitState(
+                    work.video_path,
+                    purpose,
+                    work.size,
+                    work.mtime_ns,
+                    request_key,
+                    frames=outcome.frames_by_purpose.get(purpose, 0),
+                    errors=outcome.errors,
+                    transient_failures=work.transient_failures + 1 if outcome.retry else 0,
+                )
+            )
+    result.frame_files, result.error_files = writer.close()
     if attempt == 0 and partition_id in settings.slow_first_attempt:
         time.sleep(SLOW_ATTEMPT_S)
     if attempt == 0 and partition_id in settings.kill_first_attempt:
@@ -159,7 +170,7 @@ def _extraction(work: VideoWork, settings: TaskSettings, options: ExtractOptions
 
 
 def _run_video(
-    work: VideoWork, settings: TaskSettings, options: ExtractOptions, writer: StagingWriter
+    work: VideoWork, settings: TaskSettings, options: ExtractOptions, writer: AttemptWriter
 ) -> VideoOutcome:
     outcome = VideoOutcome(work.video_path)
     extraction = _extraction(work, settings, options)

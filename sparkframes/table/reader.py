@@ -1,45 +1,94 @@
 """Reading the frames table from pyarrow: rows with ``frame`` as an Arrow tensor.
 
-Only the files of the committed manifest are read, so a reader sees a run entirely or not at
-all, even while another run commits. Recipes for DuckDB, Polars and Spark SQL are in the README.
+A Delta table is what its log lists, so a reader of any version sees whole runs only, whatever
+other runs are writing. The files of a version are read with pyarrow directly (the filesystem
+pyarrow has for the path, with its credentials) so that ``frame`` arrives as binary chunks that
+become tensors without a copy. Recipes for deltalake, Polars, DuckDB and Spark are in the README.
 """
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+from deltalake.exceptions import TableNotFoundError
 
-from sparkframes.filesystems import resolve
-from sparkframes.table.commit import TableState
-from sparkframes.table.schema import ERRORS_SCHEMA, FRAMES_SCHEMA
+from sparkframes.table.delta import ERRORS, FRAMES, TableKind, TableLocation, file_paths, open_table
+from sparkframes.table.legacy import legacy_problem
+from sparkframes.table.schema import PARTITION_COLUMN
 from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy
 
 
-def _dataset(root_uri: str, kind: str) -> tuple[ds.Dataset, Any, str]:
-    fs, root = resolve(root_uri)
-    state = TableState.load(fs, root)
-    if not state.rows and fs.get_file_info(posixpath.join(root, "_SUCCESS")).type.name != "File":
-        raise FileNotFoundError(f"{root_uri}: no sparkframes table here (no committed manifest)")
-    files = sorted({r["file"] for r in state.rows if r["file"] and r["kind"] == kind})
-    paths = [posixpath.join(root, f) for f in files]
-    if kind == "frames":
-        schema = FRAMES_SCHEMA.append(pa.field("purpose", pa.string()))
+def read_rows(
+    loc: TableLocation,
+    kind: TableKind,
+    *,
+    version: int | None = None,
+    filter: ds.Expression | None = None,
+    columns: list[str] | None = None,
+    purpose: str | None = None,
+    prune: list | None = None,
+) -> pa.Table:
+    """The rows of one of the tables at its latest (or a given) version.
+
+    ``prune`` (DNF tuples, the same condition as ``filter`` or a looser one) lets the Delta
+    log's statistics skip whole files. Raises ``TableNotFoundError`` when the table does not
+    exist.
+    """
+    dt = open_table(loc, kind, version)
+    if purpose is not None:
+        prune = _and_tuples(prune, (PARTITION_COLUMN, "=", purpose))
+    if kind.partition_by:
         dataset = ds.dataset(
-            paths,
-            schema=schema,
-            filesystem=fs,
+            file_paths(dt, loc, prune),
+            schema=kind.schema,
+            filesystem=loc.fs,
             format="parquet",
-            partitioning=ds.partitioning(pa.schema([("purpose", pa.string())]), flavor="hive"),
-            partition_base_dir=root,
+            partitioning=ds.partitioning(
+                pa.schema([kind.schema.field(PARTITION_COLUMN)]), flavor="hive"
+            ),
+            partition_base_dir=loc.root_of(kind),
         )
     else:
-        dataset = ds.dataset(paths, schema=ERRORS_SCHEMA, filesystem=fs, format="parquet")
-    return dataset, fs, root
+        dataset = ds.dataset(
+            file_paths(dt, loc, prune), schema=kind.schema, filesystem=loc.fs, format="parquet"
+        )
+        if purpose is not None:
+            by_purpose = pc.field(PARTITION_COLUMN) == purpose
+            filter = by_purpose if filter is None else filter & by_purpose
+    return dataset.to_table(filter=filter, columns=columns)
+
+
+def _and_tuples(prune: list | None, condition: tuple) -> list:
+    """``prune AND condition`` in DNF tuples."""
+    if not prune:
+        return [condition]
+    if isinstance(prune[0], tuple):
+        return [*prune, condition]
+    return [[*group, condition] for group in prune]
+
+
+def _open_frames(
+    path: str, version: int | None, filters: Any, columns: list[str] | None, purpose: str | None
+) -> pa.Table:
+    loc = TableLocation.of(path)
+    try:
+        return read_rows(
+            loc,
+            FRAMES,
+            version=version,
+            filter=_to_expression(filters),
+            columns=columns,
+            purpose=purpose,
+            prune=None if filters is None or isinstance(filters, ds.Expression) else filters,
+        )
+    except TableNotFoundError:
+        raise FileNotFoundError(
+            legacy_problem(loc) or f"{path}: no frames table here (no Delta log in {path})"
+        ) from None
 
 
 def _to_expression(filters: Any) -> ds.Expression | None:
@@ -52,22 +101,22 @@ def _to_expression(filters: Any) -> ds.Expression | None:
 
 
 def read_table(
-    path: str, purpose: str | None = None, filters: Any = None, columns: list[str] | None = None
+    path: str,
+    purpose: str | None = None,
+    filters: Any = None,
+    columns: list[str] | None = None,
+    version: int | None = None,
 ) -> pa.Table:
-    """The committed rows as stored (``frame`` as binary), optionally of one purpose."""
-    dataset, _, _ = _dataset(path, "frames")
-    expr = _to_expression(filters)
-    if purpose is not None:
-        by_purpose = pc.field("purpose") == purpose
-        expr = by_purpose if expr is None else expr & by_purpose
-    return dataset.to_table(filter=expr, columns=columns)
+    """The rows of a version (the latest by default) as stored (``frame`` as binary),
+    optionally of one purpose."""
+    return _open_frames(path, version, filters, columns, purpose)
 
 
 def read_frame_groups(
-    path: str, purpose: str | None = None, filters: Any = None
+    path: str, purpose: str | None = None, filters: Any = None, version: int | None = None
 ) -> dict[tuple[int, int], pa.Table]:
     """One table per frame shape ``(height, width)``, each with ``frame`` as a tensor column."""
-    table = read_table(path, purpose, filters)
+    table = read_table(path, purpose, filters, version=version)
     shapes = table.select(["height", "width"]).group_by(["height", "width"]).aggregate([])
     groups: dict[tuple[int, int], pa.Table] = {}
     for h, w in zip(shapes["height"].to_pylist(), shapes["width"].to_pylist(), strict=True):
@@ -91,19 +140,23 @@ def read_frames(
     purpose: str | None = None,
     filters: Any = None,
     shape: tuple[int, int] | None = None,
+    version: int | None = None,
 ) -> pa.Table:
     """The rows of ``purpose`` (all purposes if None) with ``frame`` as ``fixed_shape_tensor``.
 
+    ``version`` reads an earlier version of the table (Delta time travel; None: the latest).
     A tensor column has one shape, so the rows must share one ``(height, width)``; when they do
     not (native-size frames of different videos), pass ``shape=`` (only those rows are read) or
     use ``read_frame_groups``. ``frame`` converts to numpy without a copy per row group:
     ``frames_to_numpy(table)``.
     """
-    expr = _to_expression(filters)
     if shape is not None:
-        by_shape = (pc.field("height") == int(shape[0])) & (pc.field("width") == int(shape[1]))
-        expr = by_shape if expr is None else expr & by_shape
-    groups = read_frame_groups(path, purpose, expr)
+        h, w = int(shape[0]), int(shape[1])
+        if isinstance(filters, ds.Expression):
+            filters = filters & (pc.field("height") == h) & (pc.field("width") == w)
+        else:  # stay tuples, which also skip files by their statistics
+            filters = _and_tuples(_and_tuples(filters, ("height", "=", h)), ("width", "=", w))
+    groups = read_frame_groups(path, purpose, filters, version)
     if len(groups) > 1:
         shapes = ", ".join(f"{h}x{w}" for h, w in sorted(groups))
         raise ValueError(
@@ -113,7 +166,8 @@ def read_frames(
     if groups:
         return next(iter(groups.values()))
     height, width = shape if shape is not None else (0, 0)
-    return _with_tensor(read_table(path, purpose, expr), int(height), int(width))
+    empty = read_table(path, purpose, filters, version=version)
+    return _with_tensor(empty, int(height), int(width))
 
 
 def frames_to_numpy(table: pa.Table) -> np.ndarray:
@@ -121,7 +175,13 @@ def frames_to_numpy(table: pa.Table) -> np.ndarray:
     return tensor_to_numpy(table["frame"])
 
 
-def read_errors(path: str, filters: Any = None) -> pa.Table:
-    """The errors table: one row per failed video or clip (and purpose)."""
-    dataset, _, _ = _dataset(path, "errors")
-    return dataset.to_table(filter=_to_expression(filters))
+def read_errors(path: str, filters: Any = None, version: int | None = None) -> pa.Table:
+    """The errors table: one row per failed video or clip (and purpose). ``version`` is the
+    errors table's own (its versions are not the frames table's)."""
+    loc = TableLocation.of(path)
+    try:
+        return read_rows(loc, ERRORS, version=version, filter=_to_expression(filters))
+    except TableNotFoundError:
+        raise FileNotFoundError(
+            legacy_problem(loc) or f"{path}: no errors table here (no Delta log in {path}/_errors)"
+        ) from None

@@ -1,4 +1,4 @@
-"""Columns of the frames and errors tables, and rows to Arrow. Pure (no file I/O).
+"""Columns of the frames, errors and state tables, and rows to Arrow. Pure (no file I/O).
 
 The ``frame`` column is stored as one Parquet BINARY value per frame (H*W*3 bytes, row-major RGB)
 with ``height``/``width`` beside it. Measured in bench/RESULTS.md: this stores and loads an order
@@ -15,9 +15,13 @@ import pyarrow as pa
 
 from sparkframes.errors import FrameExtractionError
 
-#: Partition column: not stored in the files, it comes from the ``purpose=<p>`` folder.
+#: Partition column of the frames table: not stored in its files, it comes from the
+#: ``purpose=<p>`` folder (and the Delta log's partition values).
 PARTITION_COLUMN = "purpose"
+#: The errors and state tables live inside the frames table's folder; a leading underscore keeps
+#: every reader of the frames table (Delta's vacuum included) out of them.
 ERRORS_DIR = "_errors"
+STATE_DIR = "_state"
 
 FRAME_METADATA = {
     b"sparkframes.frame": b"uint8 RGB, row-major (height, width, 3); shape in height/width"
@@ -49,6 +53,32 @@ ERRORS_SCHEMA = pa.schema(
         pa.field("message", pa.string(), nullable=False),
         pa.field("purpose", pa.string()),
         pa.field("run_id", pa.string()),
+    ]
+)
+
+
+#: The frames table as Delta knows it: the file columns plus the partition column.
+FRAMES_TABLE_SCHEMA = FRAMES_SCHEMA.append(pa.field(PARTITION_COLUMN, pa.string(), nullable=False))
+
+#: One row per (video, purpose) unit: everything an incremental run compares to decide whether the
+#: unit is up to date, and what the last run that processed it got.
+STATE_SCHEMA = pa.schema(
+    [
+        pa.field("video_path", pa.string(), nullable=False),
+        pa.field("purpose", pa.string(), nullable=False),
+        # The video file as it was stat'ed when planned; -1 where it could not be read.
+        pa.field("video_size", pa.int64(), nullable=False),
+        pa.field("video_mtime_ns", pa.int64(), nullable=False),
+        # A fingerprint of what was asked of the unit (rates, policy, size, spans…).
+        pa.field("request_key", pa.string(), nullable=False),
+        # "ok" (no error rows), "partial" (frames and error rows) or "failed" (no frames).
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("frames", pa.int64(), nullable=False),
+        pa.field("errors", pa.int64(), nullable=False),
+        # Runs in a row whose failure may pass by itself (a time limit, a crash, a store out of
+        # reach); such a unit is tried again by the next runs while this is below the limit.
+        pa.field("transient_failures", pa.int32(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
     ]
 )
 

@@ -1,0 +1,97 @@
+"""The incremental state: one row per (video, purpose) unit in ``OUT/_state``, and the rule that
+reads it. Pure apart from ``read_state``.
+
+A unit is up to date when its video file has the size and mtime it had when the unit was last
+extracted and the same thing is asked of it (the request key), unless its last failure may pass
+by itself (a time limit, a crash, a store out of reach) and it has not failed so three runs in a
+row: a video that always runs past the time limit must not hold a task for an hour every night.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+from deltalake.exceptions import TableNotFoundError
+
+from sparkframes.table.delta import STATE, TableLocation
+from sparkframes.table.files import Unit
+from sparkframes.table.reader import read_rows
+from sparkframes.table.schema import STATE_SCHEMA
+
+#: Runs in a row a failure that may pass is retried before it is taken as lasting.
+MAX_TRANSIENT_TRIES = 3
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What one run got for one unit, and the video as it was when planned."""
+
+    video_path: str
+    purpose: str
+    video_size: int
+    video_mtime_ns: int
+    request_key: str
+    frames: int = 0
+    errors: int = 0
+    transient_failures: int = 0
+
+    @property
+    def unit(self) -> Unit:
+        return (self.video_path, self.purpose)
+
+    @property
+    def status(self) -> str:
+        if not self.errors:
+            return "ok"
+        return "partial" if self.frames else "failed"
+
+
+def is_up_to_date(
+    committed: UnitState | None, video_size: int, video_mtime_ns: int, request_key: str
+) -> bool:
+    """The rule of the module docstring."""
+    if committed is None:
+        return False
+    same = (committed.video_size, committed.video_mtime_ns, committed.request_key) == (
+        video_size,
+        video_mtime_ns,
+        request_key,
+    )
+    retry = 0 < committed.transient_failures < MAX_TRANSIENT_TRIES
+    return same and not retry
+
+
+def state_rows(states: list[UnitState], run_id: str) -> pa.Table:
+    """Rows of ``STATE_SCHEMA``."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "video_path": s.video_path,
+                "purpose": s.purpose,
+                "video_size": s.video_size,
+                "video_mtime_ns": s.video_mtime_ns,
+                "request_key": s.request_key,
+                "status": s.status,
+                "frames": s.frames,
+                "errors": s.errors,
+                "transient_failures": s.transient_failures,
+                "run_id": run_id,
+            }
+            for s in states
+        ],
+        schema=STATE_SCHEMA,
+    )
+
+
+def read_state(loc: TableLocation, version: int | None = None) -> dict[Unit, UnitState]:
+    """The committed state of every unit (empty for a table that has none yet)."""
+    try:
+        table = read_rows(loc, STATE, version=version)
+    except TableNotFoundError:
+        return {}
+    fields = [f.name for f in STATE_SCHEMA if f.name not in ("status", "run_id")]
+    return {
+        (row["video_path"], row["purpose"]): UnitState(**{k: row[k] for k in fields})
+        for row in table.select(fields).to_pylist()
+    }

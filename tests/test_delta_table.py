@@ -1,0 +1,113 @@
+"""The Delta tables themselves: one file per unit, statistics that skip files, a unit replaced in
+one commit, tables of the old format refused or replaced."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from sparkframes.config import ClipFramesConfig, build_config
+from sparkframes.spark.job import LegacyTableError, run_clip_frames
+from sparkframes.table.delta import FRAMES, TableLocation, file_paths
+from sparkframes.table.reader import read_frames, read_table
+from tests.cluster import REPO
+
+VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]
+
+
+def run(spark, inputs: Path, output: Path, **flags):
+    values = {"input": str(inputs), "output": str(output), "target_res": "24x32", **flags}
+    return run_clip_frames(spark, build_config(ClipFramesConfig, values))
+
+
+@pytest.fixture()
+def table(spark, tmp_path, catalog) -> Path:
+    inputs = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"video_path": [str(catalog[n]) for n in VIDEOS]}), inputs)
+    run(spark, inputs, tmp_path / "out", purpose="embeddings,aesthetics")
+    return tmp_path / "out"
+
+
+def test_each_file_holds_one_video_and_purpose(table, catalog):
+    actions = pa.table(DeltaTable(str(table)).get_add_actions(flatten=True)).to_pylist()
+    assert len(actions) == len(VIDEOS) * 2
+    for a in actions:
+        assert a["min.video_path"] == a["max.video_path"]
+        assert a["partition.purpose"] in ("embeddings", "aesthetics")
+        assert a["num_records"] > 0
+    assert {a["min.video_path"] for a in actions} == {str(catalog[n]) for n in VIDEOS}
+
+
+def test_statistics_let_a_reader_open_only_one_videos_files(table, catalog):
+    loc = TableLocation.of(str(table))
+    dt = DeltaTable(str(table))
+    video = str(catalog["hevc_mp4"])
+    prune = [("video_path", "=", video), ("purpose", "=", "embeddings")]
+    (path,) = file_paths(dt, loc, prune)
+    assert set(pq.read_table(path)["video_path"].to_pylist()) == {video}
+    rows = read_frames(str(table), purpose="embeddings", filters=[("video_path", "=", video)])
+    assert set(rows["video_path"].to_pylist()) == {video} and rows.num_rows > 0
+
+
+def test_a_changed_request_replaces_its_units_in_one_commit(spark, table, tmp_path, catalog):
+    """Readers of the latest version never see both versions of a unit: the removal of the old
+    files and the addition of the new ones are one commit."""
+    before = DeltaTable(str(table)).version()
+    inputs = tmp_path / "in.parquet"
+    summary = run(spark, inputs, table, purpose="embeddings,aesthetics", target_res="16x16")
+    assert summary.videos_processed == len(VIDEOS)
+    dt = DeltaTable(str(table))
+    assert dt.version() == before + 1 == summary.table_version
+    old_files = set(DeltaTable(str(table), version=before).file_uris())
+    assert len(old_files) == len(set(dt.file_uris())) == len(VIDEOS) * 2
+    assert old_files.isdisjoint(dt.file_uris())  # every file replaced, in that one version
+    assert set(read_table(str(table), columns=["height"])["height"].to_pylist()) == {16}
+    old = read_table(str(table), columns=["height"], version=before)
+    assert set(old["height"].to_pylist()) == {24}
+
+
+def _legacy_table(root: Path) -> Path:
+    """A table as sparkframes 0.1 left it: Parquet files, a manifest, _SUCCESS."""
+    (root / "purpose=embeddings").mkdir(parents=True)
+    data = root / "purpose=embeddings" / "part-old-00000-0000.parquet"
+    pq.write_table(pa.table({"video_path": ["v.mp4"]}), data)
+    (root / "_sparkframes").mkdir()
+    manifest = pa.table({"video_path": ["v.mp4"], "file": ["purpose=embeddings/" + data.name]})
+    pq.write_table(manifest, root / "_sparkframes" / "manifest.parquet")
+    (root / "_SUCCESS").write_text("old")
+    (root / "notes.txt").write_text("not ours")
+    return data
+
+
+def test_a_table_of_the_old_format_is_refused_with_the_fix(spark, tmp_path, catalog):
+    out = tmp_path / "old"
+    data = _legacy_table(out)
+    with pytest.raises(FileNotFoundError, match="run once with --mode overwrite"):
+        read_frames(str(out))
+    inputs = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"video_path": [str(catalog["h264_mp4"])]}), inputs)
+    with pytest.raises(LegacyTableError, match=r"written by sparkframes 0\.1"):
+        run(spark, inputs, out)
+    code = "import sys; from sparkframes.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = subprocess.run(
+        [sys.executable, "-c", code, "clip-frames", "--input", str(inputs), "--output", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 2 and "--mode overwrite" in cli.stderr
+    assert cli.stderr.count("\n") == 1  # one line, before Spark starts
+    # Overwrite takes the old format's files away and writes a Delta table.
+    summary = run(spark, inputs, out, mode="overwrite")
+    assert summary.videos_processed == 1
+    assert not data.exists() and not (out / "_sparkframes").exists()
+    assert not (out / "_SUCCESS").exists() and (out / "notes.txt").exists()
+    assert set(read_table(str(out))["video_path"].to_pylist()) == {str(catalog["h264_mp4"])}
+    assert DeltaTable(str(out)).metadata().partition_columns == list(FRAMES.partition_by)
