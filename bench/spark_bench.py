@@ -8,7 +8,7 @@ clips) over the same N videos on the same 2 cores, done by
   up with a tiny job). Twice: ``video_timeout_s=0`` (each video decoded in the Python worker) and
   the default (each video in a forked child that sends its frames back as Arrow IPC);
 * direct, write: the body of a Spark task (``sparkframes.spark.tasks.run_partition``: extract,
-  Arrow, Parquet into a staging folder) on the same partitions (``job.balance``), in a pool of 2
+  Arrow, Parquet into the table's folders) on the same partitions (``job.balance``), in a pool of 2
   forked processes: what Spark schedules, minus Spark; and the same with each video in a forked
   child (``video_timeout_s`` as the job's default), to see isolation's cost without Spark;
 * direct, no write: ``extract_clip_frames`` on the same partitions and pool, batches consumed;
@@ -140,7 +140,7 @@ def timed_tree(fn: Callable[[], int]) -> Timed:
 JOB_STEPS = {
     "read_input": "read input (a Spark SQL read + collect)",
     "plan_work": "stat videos, plan",
-    "delete_orphans": "orphan check",
+    "read_state": "read the incremental state",
     "collect": "tasks: `rdd.collect()` (scheduling + task bodies)",
     "commit_run": "commit",
 }
@@ -262,11 +262,11 @@ def make_works(paths: list[str]) -> list[VideoWork]:
     return works
 
 
-def direct_settings(staging: Path, timeout_s: float) -> TaskSettings:
+def direct_settings(table: Path, timeout_s: float) -> TaskSettings:
     config = _config("unused", "unused", timeout_s)
     return TaskSettings(
         run_id="direct",
-        staging_root=str(staging),
+        output=str(table),
         kind="clips",
         specs=tuple(config.specs()),
         stride=config.stride(),
@@ -278,12 +278,12 @@ def direct_settings(staging: Path, timeout_s: float) -> TaskSettings:
 def run_direct_write(
     pool: ProcessPoolExecutor,
     chunks: list[list[VideoWork]],
-    staging: Path,
+    table: Path,
     timeout_s: float,
     video_seconds: list[float] | None = None,
 ) -> int:
     """The task bodies on the pool; appends the summed per-video seconds to ``video_seconds``."""
-    settings = direct_settings(staging, timeout_s)
+    settings = direct_settings(table, timeout_s)
     jobs = [(chunk, settings, i) for i, chunk in enumerate(chunks)]
     results = list(pool.map(_direct_write_chunk, jobs))
     if video_seconds is not None:
@@ -400,10 +400,10 @@ def main(argv: list[str] | None = None) -> int:
             spark, input_path, out, ISOLATED_TIMEOUT_S, steps["spark_isolated"]
         ),
         "direct_write": lambda out: run_direct_write(
-            pool, chunks, out / "staging", 0.0, direct_video_s["direct_write"]
+            pool, chunks, out / "table", 0.0, direct_video_s["direct_write"]
         ),
         "direct_write_iso": lambda out: run_direct_write(
-            pool, chunks, out / "staging", ISOLATED_TIMEOUT_S, direct_video_s["direct_write_iso"]
+            pool, chunks, out / "table", ISOLATED_TIMEOUT_S, direct_video_s["direct_write_iso"]
         ),
         "direct_extract": lambda out: run_direct_extract(pool, chunks),
         "seq_t2": lambda out: _extract_chunk((paths, 2)),
@@ -416,7 +416,6 @@ def main(argv: list[str] | None = None) -> int:
         for method in rotated(list(METHODS), rep):
             out = work / f"out_{method}"
             shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(work / f".out_{method}.staging", ignore_errors=True)
             t = timed_tree(lambda method=method, out=out: calls[method](out))
             times[method].append(t)
             expected = next(iter(rows.values()), t.value)

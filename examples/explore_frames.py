@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+from deltalake import DeltaTable
 
 from sparkframes import frames_to_numpy, read_errors, read_frames
 from sparkframes.notebook import clip_array
@@ -21,26 +22,32 @@ from sparkframes.preview.contact_sheet import contact_sheet
 
 
 def main(table: str) -> None:
-    glob = f"{table}/purpose=*/*.parquet"
+    # --- The table's history: one version per run ------------------------------------------
+    dt = DeltaTable(table)
+    for entry in dt.history():
+        run = entry.get("sparkframes", {})
+        print(entry["version"], run.get("command", entry["operation"]), run.get("summary", ""))
 
-    # --- DuckDB: what is in the table, per purpose and rate -----------------------------
+    # --- DuckDB, on the Arrow dataset of the latest version ---------------------------------
+    frames = dt.to_pyarrow_dataset()  # noqa: F841 (DuckDB finds it by its name)
     print(
-        duckdb.sql(f"""
+        duckdb.sql("""
         SELECT purpose, target_fps, count(*) AS frames, count(DISTINCT clip_id) AS clips,
                any_value(height) || 'x' || any_value(width) AS size
-        FROM read_parquet('{glob}', hive_partitioning = true)
-        GROUP BY ALL ORDER BY ALL""")
+        FROM frames GROUP BY ALL ORDER BY ALL""")
     )
 
     # --- Polars: per-clip frame times ----------------------------------------------------
-    df = pl.read_parquet(glob, hive_partitioning=True, columns=["clip_id", "pts_s", "purpose"])
+    df = pl.scan_delta(table).select("clip_id", "pts_s", "purpose").collect()
     print(df.group_by("purpose", "clip_id").agg(pl.col("pts_s").sort()).head())
 
-    # --- Spark SQL -------------------------------------------------------------------------
+    # --- Spark SQL (without the Delta connector: the latest version's files) -----------------
     from sparkframes.spark.session import get_session
 
     spark = get_session("local[2]", "explore")
-    spark.read.parquet(table).createOrReplaceTempView("frames")
+    spark.read.option("basePath", table).parquet(*dt.file_uris()).createOrReplaceTempView(
+        "frames"
+    )
     spark.sql("SELECT purpose, count(*) AS n FROM frames GROUP BY purpose").show()
 
     # --- pyarrow + numpy: tensors without copies ------------------------------------------
