@@ -54,9 +54,9 @@ from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
 from sparkframes.extraction import ExtractedFrame
 from sparkframes.spans import FixedStride
 from sparkframes.specs import ExtractionSpec
+from sparkframes.table.files import FRAMES_PARQUET_OPTIONS, ROW_GROUP_BYTES
 from sparkframes.table.schema import FRAMES_SCHEMA, frames_to_batch
 from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy
-from sparkframes.table.writer import FRAMES_PARQUET_OPTIONS, ROW_GROUP_BYTES
 
 SECTION = "table_bench"
 SHAPES = ((224, 224), (27, 48))

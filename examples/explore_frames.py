@@ -29,7 +29,7 @@ def main(table: str) -> None:
         print(entry["version"], run.get("command", entry["operation"]), run.get("summary", ""))
 
     # --- DuckDB, on the Arrow dataset of the latest version ---------------------------------
-    frames = dt.to_pyarrow_dataset()  # noqa: F841 (DuckDB finds it by its name)
+    frames = dt.to_pyarrow_dataset()
     print(
         duckdb.sql("""
         SELECT purpose, target_fps, count(*) AS frames, count(DISTINCT clip_id) AS clips,
