@@ -49,6 +49,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         "same frames (default none; see the README)",
     )
     p.add_argument(
+        "--frame-encoding",
+        choices=["raw", "jpeg", "png"],
+        help="how frames are stored: raw RGB (default, exact), jpeg (several times smaller, "
+        "lossy) or png (lossless, slow to write); readers decode all three",
+    )
+    p.add_argument("--jpeg-quality", type=int, help="with --frame-encoding jpeg: 1-100 (95)")
+    p.add_argument(
         "--video-timeout-s",
         type=float,
         help="stop and record a video still decoding after this long (default 3600)",

@@ -25,6 +25,13 @@ from sparkframes.specs import (
     Policy,
     check_purpose,
 )
+from sparkframes.table.encodings import (
+    DEFAULT_JPEG_QUALITY,
+    FRAME_ENCODINGS,
+    JPEG,
+    RAW,
+    FrameEncoding,
+)
 
 DECODER_MODES = ("ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto")
 
@@ -120,6 +127,9 @@ class CommonConfig:
     #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
     video_timeout_s: float = 3600.0
     progress: bool = True  # local runs: a videos/frames/errors progress line on stderr
+    #: How the frame column stores pixels: raw (exact, largest), jpeg or png.
+    frame_encoding: str = RAW
+    jpeg_quality: int | None = None  # with jpeg only; None: DEFAULT_JPEG_QUALITY
 
     def validate(self) -> None:
         if not self.input or not self.output:
@@ -136,6 +146,22 @@ class CommonConfig:
             raise ValueError(f"--skip-loop-filter must be one of {LOOP_FILTER_SKIPS}")
         if self.streams_per_gpu < 1 or self.batch_size < 1:
             raise ValueError("--streams-per-gpu and --batch-size must be >= 1")
+        if self.frame_encoding not in FRAME_ENCODINGS:
+            raise ValueError(f"--frame-encoding must be one of {FRAME_ENCODINGS}")
+        if self.frame_encoding != JPEG:
+            _refuse_ignored(
+                [("--jpeg-quality", self.jpeg_quality is not None)],
+                f"only with --frame-encoding jpeg (frames are stored {self.frame_encoding})",
+            )
+        self.encoding()
+
+    def encoding(self) -> FrameEncoding:
+        """The stored form of frames these flags ask for."""
+        quality = DEFAULT_JPEG_QUALITY if self.jpeg_quality is None else self.jpeg_quality
+        try:
+            return FrameEncoding(self.frame_encoding, quality)
+        except ValueError as exc:
+            raise ValueError(f"--jpeg-quality: {exc}") from None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from sparkframes.decoding.pyav_decoder import DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
 from sparkframes.errors import FrameExtractionError
+from sparkframes.table.encodings import FrameEncoding
 
 #: Frames are handed out in batches of about this many bytes of pixels, so memory stays bounded
 #: whatever the video's length (and Spark's Arrow batches stay far below their 2 GB limit).
@@ -71,6 +72,8 @@ class ExtractOptions:
     #: Opt-in: skip H.264/HEVC deblocking on the CPU decoder (one of ``LOOP_FILTER_SKIPS``);
     #: cheaper decoding, slightly different pixels, the same frames and timestamps.
     skip_loop_filter: str = "none"
+    #: How the frames are stored when they become Arrow batches (raw, JPEG, PNG).
+    frame_encoding: FrameEncoding = field(default_factory=FrameEncoding)
 
 
 class Batcher:

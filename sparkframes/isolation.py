@@ -35,7 +35,9 @@ _FRAMES, _REPORT, _FATAL = b"F", b"R", b"X"
 def run_inline(extraction: Extraction) -> Iterator[tuple[str, pa.RecordBatch]]:
     """The same stream of (purpose, record batch) without a child process or a time limit."""
     for rows in extraction:
-        yield from rows_to_batches(rows, extraction.report.decoder)
+        yield from rows_to_batches(
+            rows, extraction.report.decoder, extraction.options.frame_encoding
+        )
 
 
 def run_isolated(extraction: Extraction, timeout_s: float) -> Iterator[tuple[str, pa.RecordBatch]]:
@@ -111,7 +113,9 @@ def _child_main(extraction: Extraction, sender: multiprocessing.connection.Conne
     code = 0
     try:
         for rows in extraction:
-            for purpose, batch in rows_to_batches(rows, extraction.report.decoder):
+            for purpose, batch in rows_to_batches(
+                rows, extraction.report.decoder, extraction.options.frame_encoding
+            ):
                 sender.send_bytes(_FRAMES + _write_frames(purpose, batch))
         sender.send_bytes(_REPORT + pickle.dumps(extraction.report))
     except DecoderUnavailableError as exc:

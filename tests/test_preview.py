@@ -29,8 +29,9 @@ from sparkframes.preview import (
     keyframe_thumbnails,
     video_contact_sheet,
 )
-from sparkframes.preview.contact_sheet import PAD, frame_array, thumbnail
+from sparkframes.preview.contact_sheet import PAD, thumbnail
 from sparkframes.spark.job import run_clip_frames
+from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import read_table
 from tests.conftest import VIDEO_NAMES, oracle_for
 from tests.test_job_local import write_input
@@ -148,7 +149,7 @@ def test_png_sheet_grid_and_pixels(table, catalog, tmp_path):
                 & (np.array(stored["target_fps"].to_pylist()) == 2.0)
             )
             (i,) = np.flatnonzero(mask)
-            frame = frame_array(stored["frame"][int(i)], 48, 64)
+            frame = decode_frame(stored["frame"][int(i)].as_buffer(), "raw", 48, 64)
             assert np.array_equal(crop, thumbnail(frame, 96))
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw, ImageFont
 
+from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import read_table
 
 #: Default thumbnail height in pixels; widths follow each frame's aspect ratio.
@@ -226,7 +227,7 @@ def _load_rows(
             & pc.field("clip_id").isin(sorted({p.clip_id for p in mine}))
             & pc.field("frame_index").isin(sorted({i for p in mine for i, _ in p.frames}))
         )
-        columns = [*_META_COLUMNS, "height", "width", "frame"]
+        columns = [*_META_COLUMNS, "height", "width", "frame", "frame_encoding"]
         part = read_table(table, purpose, expr, columns=columns)
         for batch in part.to_batches():
             for i, row in enumerate(batch.drop_columns(["frame"]).to_pylist()):
@@ -242,7 +243,12 @@ def _load_rows(
                 place = wanted.get(key)
                 if place is None or place in images:
                     continue
-                rgb = frame_array(batch.column("frame")[i], row["height"], row["width"])
+                rgb = decode_frame(
+                    batch.column("frame")[i].as_buffer(),
+                    row["frame_encoding"],
+                    row["height"],
+                    row["width"],
+                )
                 images[place] = thumbnail(rgb, thumb_height, max_width)
     rows = []
     for n, pick in enumerate(picks):
@@ -261,15 +267,6 @@ def _clip_label(pick: _ClipPick) -> str:
     what = f"{pick.target_fps:.4g} fps" if pick.target_fps is not None else f"{pick.policy}"
     name = posixpath.basename(pick.video_path) or pick.video_path
     return f"{name} | {pick.clip_id} | {pick.start_s:.2f}-{pick.end_s:.2f} s | {what}"
-
-
-def frame_array(value: pa.Scalar, height: int, width: int) -> np.ndarray:
-    """A stored ``frame`` binary as an ``(height, width, 3)`` array, without copying."""
-    buffer = value.as_buffer()
-    if buffer is None or buffer.size != height * width * 3:
-        size = None if buffer is None else buffer.size
-        raise ValueError(f"frame holds {size} bytes, not {height}x{width}x3")
-    return np.frombuffer(buffer, dtype=np.uint8).reshape(height, width, 3)
 
 
 def thumbnail(rgb: np.ndarray, height: int, max_width: int | None = None) -> np.ndarray:

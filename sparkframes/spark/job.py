@@ -129,11 +129,14 @@ def _invalid(clip: ClipSpan) -> list[str]:
 
 
 def pixels_key(key: str, config: CommonConfig) -> str:
-    """``key`` extended by the decode settings that change pixels, so that turning one on (or
-    off) re-extracts; with the defaults it is ``key`` unchanged, as earlier runs stored it."""
-    if config.skip_loop_filter == "none":
-        return key
-    return fingerprint({"request": key, "skip_loop_filter": config.skip_loop_filter})
+    """``key`` extended by the settings that change the stored pixels (the decoder's loop
+    filter, the frame encoding), so that changing one re-extracts; with the defaults it is
+    ``key`` unchanged."""
+    doc: dict = {}
+    if config.skip_loop_filter != "none":
+        doc["skip_loop_filter"] = config.skip_loop_filter
+    doc.update(config.encoding().key() or {})
+    return fingerprint({"request": key, **doc}) if doc else key
 
 
 def fingerprint(doc: dict) -> str:
@@ -236,6 +239,7 @@ def _run(
             no_fallback=config.no_fallback,
             batch_size=config.batch_size,
             skip_loop_filter=config.skip_loop_filter,
+            frame_encoding=config.encoding(),
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
             video_timeout_s=config.video_timeout_s,

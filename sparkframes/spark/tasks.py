@@ -24,6 +24,7 @@ from sparkframes.spark.progress import write_progress
 from sparkframes.specs import SCENE_PURPOSE, ExtractionSpec
 from sparkframes.table.commit import AttemptResult
 from sparkframes.table.delta import ERRORS, TableLocation
+from sparkframes.table.encodings import RAW_FRAMES, FrameEncoding
 from sparkframes.table.files import AttemptWriter
 from sparkframes.table.schema import errors_to_batch
 from sparkframes.table.state import UnitState
@@ -91,6 +92,7 @@ class TaskSettings:
     no_fallback: bool = False
     batch_size: int = 64
     skip_loop_filter: str = "none"
+    frame_encoding: FrameEncoding = RAW_FRAMES
     threads: int = 0  # 0: the task's cpus
     max_pixels: int = 8192 * 8192
     video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
@@ -121,6 +123,7 @@ def run_partition(
         no_fallback=settings.no_fallback,
         batch_size=settings.batch_size,
         skip_loop_filter=settings.skip_loop_filter,
+        frame_encoding=settings.frame_encoding,
     )
     result = AttemptResult()
     outcomes = []

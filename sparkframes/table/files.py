@@ -38,7 +38,7 @@ MAX_FILE_BYTES = 512 << 20
 _METADATA_COLUMNS = [f.name for f in FRAMES_SCHEMA if f.name != "frame"]
 FRAMES_PARQUET_OPTIONS = {
     "compression": {**{c: "zstd" for c in _METADATA_COLUMNS}, "frame": "none"},
-    "use_dictionary": ["video_path", "clip_id", "policy", "decoder"],
+    "use_dictionary": ["video_path", "clip_id", "policy", "decoder", "frame_encoding"],
     "write_statistics": _METADATA_COLUMNS,
 }
 SMALL_PARQUET_OPTIONS = {"compression": "zstd"}

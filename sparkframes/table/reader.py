@@ -17,6 +17,7 @@ import pyarrow.dataset as ds
 from deltalake.exceptions import TableNotFoundError
 
 from sparkframes.table.delta import ERRORS, FRAMES, TableKind, TableLocation, file_paths, open_table
+from sparkframes.table.encodings import RAW, decode_column
 from sparkframes.table.legacy import legacy_problem
 from sparkframes.table.schema import PARTITION_COLUMN
 from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy
@@ -107,8 +108,8 @@ def read_table(
     columns: list[str] | None = None,
     version: int | None = None,
 ) -> pa.Table:
-    """The rows of a version (the latest by default) as stored (``frame`` as binary),
-    optionally of one purpose."""
+    """The rows of a version (the latest by default) as stored (``frame`` as binary: raw bytes,
+    or JPEG/PNG as ``frame_encoding`` says), optionally of one purpose."""
     return _open_frames(path, version, filters, columns, purpose)
 
 
@@ -130,7 +131,14 @@ def read_frame_groups(
 
 
 def _with_tensor(table: pa.Table, height: int, width: int) -> pa.Table:
-    tensor = binary_to_tensor(table["frame"], height, width)
+    """``table`` with ``frame`` as a tensor column: raw frames without a copy, JPEG and PNG
+    frames decoded (into one array, raw ones beside them copied in)."""
+    encodings = table["frame_encoding"]
+    if table.num_rows == 0 or pc.all(pc.equal(encodings, RAW)).as_py():
+        tensor = binary_to_tensor(table["frame"], height, width)
+    else:
+        pixels = decode_column(table["frame"], encodings.to_pylist(), height, width)
+        tensor = pa.FixedShapeTensorArray.from_numpy_ndarray(pixels)
     index = table.schema.get_field_index("frame")
     return table.set_column(index, pa.field("frame", tensor.type), tensor)
 

@@ -1,10 +1,12 @@
 """Columns of the frames, errors and state tables, and rows to Arrow. Pure (no file I/O).
 
-The ``frame`` column is stored as one Parquet BINARY value per frame (H*W*3 bytes, row-major RGB)
-with ``height``/``width`` beside it. Measured in bench/RESULTS.md: this stores and loads an order
-of magnitude faster than a FixedSizeList tensor column, every engine reads it without error, and
-tables mixing frame shapes stay readable. ``sparkframes.read_frames`` turns it back into an
-``arrow.fixed_shape_tensor`` per shape group without copying the pixels.
+The ``frame`` column is stored as one Parquet BINARY value per frame (H*W*3 bytes, row-major RGB,
+or a JPEG/PNG image: ``frame_encoding`` says which) with ``height``/``width`` beside it.
+Measured in bench/RESULTS.md: this stores and loads an order of magnitude faster than a
+FixedSizeList tensor column, every engine reads it without error, and tables mixing frame shapes
+stay readable. ``sparkframes.read_frames`` turns raw frames back into an
+``arrow.fixed_shape_tensor`` per shape group without copying the pixels (encoded ones it
+decodes).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from sparkframes.errors import FrameExtractionError
+from sparkframes.table.encodings import RAW, RAW_FRAMES, FrameEncoding
 
 #: Partition column of the frames table: not stored in its files, it comes from the
 #: ``purpose=<p>`` folder (and the Delta log's partition values).
@@ -24,7 +27,8 @@ ERRORS_DIR = "_errors"
 STATE_DIR = "_state"
 
 FRAME_METADATA = {
-    b"sparkframes.frame": b"uint8 RGB, row-major (height, width, 3); shape in height/width"
+    b"sparkframes.frame": b"uint8 RGB (height, width, 3): raw row-major bytes, or a JPEG/PNG "
+    b"image, as frame_encoding says"
 }
 
 FRAMES_SCHEMA = pa.schema(
@@ -41,6 +45,7 @@ FRAMES_SCHEMA = pa.schema(
         pa.field("width", pa.int32(), nullable=False),
         pa.field("decoder", pa.string(), nullable=False),
         pa.field("frame", pa.binary(), nullable=False, metadata=FRAME_METADATA),
+        pa.field("frame_encoding", pa.string(), nullable=False),
     ]
 )
 
@@ -83,9 +88,16 @@ STATE_SCHEMA = pa.schema(
 )
 
 
-def frames_to_batch(rows: Sequence, decoder: str = "ffmpeg_cpu") -> pa.RecordBatch:
-    """``ExtractedFrame`` rows (all of one purpose) to a record batch of ``FRAMES_SCHEMA``."""
+def frames_to_batch(
+    rows: Sequence, decoder: str = "ffmpeg_cpu", encoding: FrameEncoding = RAW_FRAMES
+) -> pa.RecordBatch:
+    """``ExtractedFrame`` rows (all of one purpose) to a record batch of ``FRAMES_SCHEMA``, the
+    pixels stored in ``encoding``."""
     images = [r.image for r in rows]
+    if encoding.name == RAW:
+        frames = _binary_frames(images)
+    else:
+        frames = pa.array([encoding.encode(im) for im in images], pa.binary())
     columns = [
         pa.array([r.video_path for r in rows], pa.string()),
         pa.array([r.clip_id for r in rows], pa.string()),
@@ -100,17 +112,20 @@ def frames_to_batch(rows: Sequence, decoder: str = "ffmpeg_cpu") -> pa.RecordBat
         pa.array([im.shape[0] for im in images], pa.int32()),
         pa.array([im.shape[1] for im in images], pa.int32()),
         pa.array([decoder] * len(rows), pa.string()),
-        _binary_frames(images),
+        frames,
+        pa.array([encoding.name] * len(rows), pa.string()),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=FRAMES_SCHEMA)
 
 
-def rows_to_batches(rows: Sequence, decoder: str) -> list[tuple[str, pa.RecordBatch]]:
+def rows_to_batches(
+    rows: Sequence, decoder: str, encoding: FrameEncoding = RAW_FRAMES
+) -> list[tuple[str, pa.RecordBatch]]:
     """Rows of any purposes to one record batch per purpose (the purpose is the partition)."""
     by_purpose: dict[str, list] = {}
     for row in rows:
         by_purpose.setdefault(row.purpose, []).append(row)
-    return [(p, frames_to_batch(r, decoder)) for p, r in by_purpose.items()]
+    return [(p, frames_to_batch(r, decoder, encoding)) for p, r in by_purpose.items()]
 
 
 def _binary_frames(images: Sequence) -> pa.Array:
