@@ -71,6 +71,9 @@ class ExtractOptions:
     #: Opt-in: skip H.264/HEVC deblocking on the CPU decoder (one of ``LOOP_FILTER_SKIPS``);
     #: cheaper decoding, slightly different pixels, the same frames and timestamps.
     skip_loop_filter: str = "none"
+    #: Opt-in: open HLS playlists, reading their files only from under the playlist's folder;
+    #: without it a video that refers to other files is an ``ExternalReferenceError``.
+    allow_playlists: bool = False
 
 
 class Batcher:
