@@ -224,6 +224,7 @@ def _run(
             no_fallback=config.no_fallback,
             batch_size=config.batch_size,
             skip_loop_filter=config.skip_loop_filter,
+            allow_playlists=config.allow_playlists,
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
             video_timeout_s=config.video_timeout_s,

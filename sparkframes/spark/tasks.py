@@ -90,6 +90,7 @@ class TaskSettings:
     no_fallback: bool = False
     batch_size: int = 64
     skip_loop_filter: str = "none"
+    allow_playlists: bool = False
     threads: int = 0  # 0: the task's cpus
     max_pixels: int = 8192 * 8192
     video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
@@ -118,6 +119,7 @@ def run_partition(
         no_fallback=settings.no_fallback,
         batch_size=settings.batch_size,
         skip_loop_filter=settings.skip_loop_filter,
+        allow_playlists=settings.allow_playlists,
     )
     result = AttemptResult(staging_dir=attempt_dir)
     outcomes = []
