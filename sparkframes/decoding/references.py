@@ -178,8 +178,11 @@ class PlaylistFiles:
         if flags & _AVIO_FLAG_WRITE:
             raise self._refuse(url, "to write it")
         path = url[len("file:") :] if url.startswith("file:") else url
+        if url.startswith("crypto"):
+            # FFmpeg's AES-128 decryption is a protocol, which io_open would have to replace.
+            raise self._refuse(url, "an encrypted segment, which is not read")
         if not path.startswith("/"):
-            # http(s)://, data:, crypto+… (AES-128 segments), relative to the working folder.
+            # http(s)://, data:, a path relative to the working folder.
             raise self._refuse(url, "which is not a file on the playlist's filesystem")
         if self.origin is None:
             return self._open_local(url, path)
@@ -202,13 +205,13 @@ class PlaylistFiles:
     def _open_remote(self, url: str, path: str) -> BinaryIO:
         if path == self.opened:
             return open(path, "rb")
-        if not _within(path, self.folder):
-            raise self._refuse(url, "outside the playlist's folder")
         assert self.origin is not None
         fs, key = self.origin
         relative = os.path.relpath(path, self.folder).replace(os.sep, "/")
+        shown = posixpath.join(self.shown_folder, relative)  # where it is on the store
+        if not _within(path, self.folder):
+            raise self._refuse(shown, "outside the playlist's folder")
         other = posixpath.join(posixpath.dirname(key), relative)
-        shown = posixpath.join(self.shown_folder, relative)
         try:
             info = fs.get_file_info(other)
             if info.type != pafs.FileType.File:
