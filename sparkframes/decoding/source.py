@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import pyarrow.fs as pafs
 from av.codec.hwaccel import HWAccel
 
 from sparkframes.decoding.references import (
@@ -145,33 +144,35 @@ def open_container(
     local = local_path(target)
     try:
         return _open(target, hwaccel, name=path, options=open_options(local is not None))
-    except VideoOpenError as exc:
+    except (VideoOpenError, HardwareOpenError) as exc:
         # EINVAL before any demuxer read the file is FFmpeg refusing the format it probed (or
-        # a demuxer on the list refusing its header so: refused_format below tells them apart).
+        # a demuxer on the list refusing its header so: refused_format tells them apart).
         if not isinstance(exc.__cause__, av.error.ArgumentError):
             raise
         refused = exc
-    if allow_playlists and local is not None:
-        origin = _origin(path) if read_from is not None else None
-        files = PlaylistFiles(path, local, origin)
-        options = open_options(True, playlist=True)
-        try:
-            return _open(files.opened, hwaccel, name=path, options=options, io_open=files)
-        except VideoOpenError as exc:
-            if not isinstance(exc.__cause__, av.error.ArgumentError):
-                raise
     video_format = refused_format(target)
     if video_format is None:
         raise refused
-    raise ExternalReferenceError(path, refusal(video_format, allow_playlists, path))
+    files = _playlist_files(path, read_from, local) if allow_playlists else None
+    if video_format not in PLAYLISTS or files is None:
+        raise ExternalReferenceError(path, refusal(video_format, allow_playlists, path))
+    options = open_options(True, playlist=True)
+    return _open(files.opened, hwaccel, name=path, options=options, io_open=files)
 
 
-def _origin(path: str) -> tuple[pafs.FileSystem, str] | None:
-    """The object store and path a local copy of ``path`` came from."""
+def _playlist_files(path: str, read_from: str | None, local: str | None) -> PlaylistFiles | None:
+    """What serves the files of the playlist ``path`` (read from the local file ``local``),
+    or None where they cannot be kept to its folder: a URL FFmpeg reads itself, or a local copy
+    whose store cannot be reached again."""
+    if local is None:
+        return None
+    if read_from is None:
+        return PlaylistFiles(path, local)
     try:
-        return resolve(path)
+        origin = resolve(path)
     except (ValueError, OSError):
         return None
+    return PlaylistFiles(path, local, origin)
 
 
 def _open(
