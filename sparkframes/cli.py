@@ -60,6 +60,17 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=float,
         help="stop and record a video still decoding after this long (default 3600)",
     )
+    _allow_playlists(p)
+
+
+def _allow_playlists(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-playlists",
+        action="store_true",
+        default=None,
+        help="open HLS playlists (.m3u8), reading their files only from under the playlist's "
+        "folder; by default a video that refers to other files is refused (see the README)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="what the decoder sees in one video (no Spark)")
     inspect.add_argument("video", help="video file")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
+    _allow_playlists(inspect)
     return parser
 
 
@@ -127,6 +139,7 @@ def _preview_parser(sub: Any) -> None:
     preview.add_argument("--max-clips", type=int, default=20, help="rows of a table sheet")
     preview.add_argument("--max-frames", type=int, default=12, help="thumbnails per row")
     preview.add_argument("--thumb-height", type=int, default=96, help="thumbnail height (px)")
+    _allow_playlists(preview)
 
 
 _NOT_CONFIG = {"command", "config"}
@@ -272,12 +285,15 @@ def _preview(args: argparse.Namespace) -> int:
                 exact=args.exact,
                 max_frames=args.max_frames,
                 thumb_height=args.thumb_height,
+                allow_playlists=bool(args.allow_playlists),
             )
         else:
             if not args.purpose:
                 raise ValueError("--purpose is needed with a table")
             if args.exact:
                 raise ValueError("--exact applies to --from-videos (a table's frames are exact)")
+            if args.allow_playlists:
+                raise ValueError("--allow-playlists applies to --from-videos (a table has frames)")
             sheet = contact_sheet(
                 args.table,
                 args.purpose,
@@ -325,7 +341,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from sparkframes.inspection import format_inspection, inspect_video
 
     try:
-        info = inspect_video(args.video)
+        info = inspect_video(args.video, allow_playlists=bool(args.allow_playlists))
     except FrameExtractionError as exc:
         print(f"sparkframes: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -65,6 +65,7 @@ class ClipFrameExtraction(Extraction):
             hwaccel=hwaccel,
             skip_loop_filter=opts.skip_loop_filter,
             local_copy=self.local_copy,
+            allow_playlists=opts.allow_playlists,
         ) as src:
             timeline = src.timeline
             assert timeline is not None
@@ -95,7 +96,7 @@ class ClipFrameExtraction(Extraction):
         """NVDEC decodes every frame in order; the planned ones are kept (by pts)."""
         timeline = src.timeline
         assert timeline is not None
-        if refusal := nvdec_refusal(src.stream.frames, len(timeline)):
+        if refusal := nvdec_refusal(src.stream.frames, len(timeline), src.is_playlist):
             raise NvdecRefusedError(refusal)  # no path: one warning per cause
         turns = first_frame_turns(src)
         wanted = {timeline.pts[p]: p for p in plan.positions}

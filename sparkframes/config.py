@@ -126,6 +126,9 @@ class CommonConfig:
     #: Per-video time limit; each video decodes in a child process that is killed at the limit
     #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
     video_timeout_s: float = 3600.0
+    #: Opt-in: open HLS playlists, their files read only from under the playlist's folder;
+    #: without it a video that refers to other files gets an error row (``references.py``).
+    allow_playlists: bool = False
     progress: bool = True  # local runs: a videos/frames/errors progress line on stderr
     #: How the frame column stores pixels: raw (exact, largest), jpeg or png.
     frame_encoding: str = RAW

@@ -49,6 +49,12 @@ class VideoFetchError(VideoOpenError):
     transient = True
 
 
+class ExternalReferenceError(VideoOpenError):
+    """The file refers to other files or streams (a playlist, a concat list…) and reading them
+    is not allowed: by default only self-contained media files are opened, and with
+    ``allow_playlists`` an HLS playlist's files must lie under the playlist's own folder."""
+
+
 class NoVideoStreamError(FrameExtractionError):
     """The container opened but holds no video stream (an audio-only file, say)."""
 

@@ -74,6 +74,9 @@ class ExtractOptions:
     skip_loop_filter: str = "none"
     #: How the frames are stored when they become Arrow batches (raw, JPEG, PNG).
     frame_encoding: FrameEncoding = field(default_factory=FrameEncoding)
+    #: Opt-in: open HLS playlists, reading their files only from under the playlist's folder;
+    #: without it a video that refers to other files is an ``ExternalReferenceError``.
+    allow_playlists: bool = False
 
 
 class Batcher:

@@ -82,15 +82,16 @@ def _stream_info(stream: av.stream.Stream) -> dict[str, Any]:
     return info
 
 
-def inspect_video(path: str | os.PathLike[str]) -> dict[str, Any]:
+def inspect_video(path: str | os.PathLike[str], *, allow_playlists: bool = False) -> dict[str, Any]:
     """A JSON-serialisable report on ``path``'s container and its first video stream.
 
     Frame count, duration, keyframes and VFR come from the demuxed timestamps (no header
     values); the header's claims sit beside them and ``mismatch`` flags where they disagree.
-    Raises the library's typed errors (``VideoOpenError``, ``NoVideoStreamError``, ...).
+    Raises the library's typed errors (``VideoOpenError``, ``NoVideoStreamError``, ...); a
+    playlist is opened only with ``allow_playlists``, as extraction opens it.
     """
     path = os.fspath(path)
-    with open_video(path) as source:
+    with open_video(path, allow_playlists=allow_playlists) as source:
         timeline = source.timeline
         assert timeline is not None
         container, stream = source.container, source.stream

@@ -55,6 +55,7 @@ class VideoFrameExtraction(Extraction):
             index=False,
             skip_loop_filter=opts.skip_loop_filter,
             local_copy=self.local_copy,
+            allow_playlists=opts.allow_playlists,
         ) as src:
             origin, end_pts, count = scan_extent(src)
             time_base = Fraction(src.stream.time_base)
@@ -79,7 +80,7 @@ class VideoFrameExtraction(Extraction):
 
             index = 0
             if choice.mode == PYNVC:
-                if refusal := nvdec_refusal(src.stream.frames, count):
+                if refusal := nvdec_refusal(src.stream.frames, count, src.is_playlist):
                     raise NvdecRefusedError(refusal)  # no path: one warning per cause
                 turns = first_frame_turns(src)
                 nv = PyNvcDecoder(src.readable_path, choice.gpu_id, opts.batch_size)

@@ -27,12 +27,18 @@ class NvdecRefusedError(RuntimeError):
     """NVDEC through PyNvVideoCodec would not deliver every frame of this video."""
 
 
-def nvdec_refusal(header_frames: int, demuxed_frames: int) -> str | None:
+def nvdec_refusal(header_frames: int, demuxed_frames: int, playlist: bool = False) -> str | None:
     """Why PyNvVideoCodec cannot be trusted with a video, or None.
 
     ``header_frames`` is the container's own frame count (PyAV's ``stream.frames``, 0 when the
     container has none); ``demuxed_frames`` the frames found by reading every packet.
+    ``playlist``: the video is a playlist opened under ``allow_playlists``.
     """
+    if playlist:
+        return (
+            "a playlist is decoded on the CPU: PyNvVideoCodec would open its files itself, "
+            "past the check that keeps them to the playlist's folder"
+        )
     if header_frames <= 0:
         return "the container has no frame count, which PyNvVideoCodec needs to read to the end"
     if header_frames != demuxed_frames:

@@ -13,15 +13,25 @@ from fractions import Fraction
 import av
 from av.codec.hwaccel import HWAccel
 
+from sparkframes.decoding.references import (
+    PLAYLISTS,
+    PlaylistFiles,
+    local_path,
+    open_options,
+    refusal,
+    refused_format,
+)
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
 from sparkframes.errors import (
     EmptyVideoError,
+    ExternalReferenceError,
     NotAVideoError,
     NoVideoStreamError,
     VideoFetchError,
     VideoOpenError,
     VideoTooLargeError,
 )
+from sparkframes.filesystems import resolve
 from sparkframes.timeline import PacketInfo, VideoTimeline
 
 #: Default guard against headers that claim absurd sizes (about 8K x 8K).
@@ -47,7 +57,7 @@ class VideoSource:
 
     ``path`` is the video as given (errors name it); ``local_copy`` the scratch copy FFmpeg reads
     when ``path`` is on a filesystem FFmpeg cannot read itself (``remote.py``), deleted on close
-    when ``owns_copy``.
+    when ``owns_copy``. ``allow_playlists``: an HLS playlist may be opened (``references.py``).
     """
 
     path: str
@@ -58,10 +68,17 @@ class VideoSource:
     skip_loop_filter: str = "none"
     local_copy: str | None = None
     owns_copy: bool = False
+    allow_playlists: bool = False
 
     @property
     def codec(self) -> str:
         return self.stream.codec_context.name
+
+    @property
+    def is_playlist(self) -> bool:
+        """Opened as a playlist: its files are read through the folder check of
+        ``references.PlaylistFiles``, which another reader of ``readable_path`` would skip."""
+        return self.container.format.name in PLAYLISTS
 
     @property
     def readable_path(self) -> str:
@@ -78,7 +95,12 @@ class VideoSource:
         context = self.stream.codec_context
         threads, thread_type = context.thread_count, context.thread_type
         self.container.close()
-        self.container = open_container(self.path, self.hwaccel, read_from=self.local_copy)
+        self.container = open_container(
+            self.path,
+            self.hwaccel,
+            read_from=self.local_copy,
+            allow_playlists=self.allow_playlists,
+        )
         self.stream = self.container.streams.video[0]
         # As the caller had set them.
         _configure_decoder(self.stream, threads, thread_type, self.skip_loop_filter)
@@ -91,17 +113,23 @@ class VideoSource:
 
 
 def open_container(
-    path: str, hwaccel: HWAccel | None = None, *, read_from: str | None = None
+    path: str,
+    hwaccel: HWAccel | None = None,
+    *,
+    read_from: str | None = None,
+    allow_playlists: bool = False,
 ) -> av.container.InputContainer:
     """Open ``path`` with FFmpeg, turning its errors into one that names the file and cause.
 
     ``hwaccel`` decodes on a device (FFmpeg's CUDA hwaccel for ``ffmpeg_gpu``); frames are
     downloaded to system memory as they are decoded. ``read_from`` is a local copy of ``path``
     to open instead (errors still name ``path``).
+
+    Only self-contained formats are opened; one that refers to other files (a playlist, a
+    concat list, ``references.REFERENCING``) raises ``ExternalReferenceError``, except an HLS
+    playlist under ``allow_playlists``, whose files are then kept to its folder.
     """
-    if read_from is not None:
-        return _open(read_from, hwaccel, name=path)
-    if "://" not in path:
+    if read_from is None and "://" not in path:
         if not os.path.exists(path):
             raise VideoOpenError(path, "no such file")
         if os.path.isdir(path):
@@ -112,19 +140,59 @@ def open_container(
             raise VideoOpenError(path, "permission denied (the file is not readable)")
         if os.path.getsize(path) == 0:
             raise VideoOpenError(path, "file is empty (0 bytes)")
-    return _open(path, hwaccel, name=path)
+    target = read_from or path
+    local = local_path(target)
+    try:
+        return _open(target, hwaccel, name=path, options=open_options(local is not None))
+    except (VideoOpenError, HardwareOpenError) as exc:
+        # EINVAL before any demuxer read the file is FFmpeg refusing the format it probed (or
+        # a demuxer on the list refusing its header so: refused_format tells them apart).
+        if not isinstance(exc.__cause__, av.error.ArgumentError):
+            raise
+        refused = exc
+    video_format = refused_format(target)
+    if video_format is None:
+        raise refused
+    files = _playlist_files(path, read_from, local) if allow_playlists else None
+    if video_format not in PLAYLISTS or files is None:
+        raise ExternalReferenceError(path, refusal(video_format, allow_playlists, path))
+    options = open_options(True, playlist=True)
+    return _open(files.opened, hwaccel, name=path, options=options, io_open=files)
 
 
-def _open(target: str, hwaccel: HWAccel | None, *, name: str) -> av.container.InputContainer:
+def _playlist_files(path: str, read_from: str | None, local: str | None) -> PlaylistFiles | None:
+    """What serves the files of the playlist ``path`` (read from the local file ``local``),
+    or None where they cannot be kept to its folder: a URL FFmpeg reads itself, or a local copy
+    whose store cannot be reached again."""
+    if local is None:
+        return None
+    if read_from is None:
+        return PlaylistFiles(path, local)
+    try:
+        origin = resolve(path)
+    except (ValueError, OSError):
+        return None
+    return PlaylistFiles(path, local, origin)
+
+
+def _open(
+    target: str,
+    hwaccel: HWAccel | None,
+    *,
+    name: str,
+    options: dict[str, str],
+    io_open: PlaylistFiles | None = None,
+) -> av.container.InputContainer:
+    kwargs = {"container_options": options, "io_open": io_open}
     if hwaccel is not None:
         try:
-            return av.open(target, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
+            return av.open(target, mode="r", metadata_errors="ignore", hwaccel=hwaccel, **kwargs)
         except (av.error.FFmpegError, OSError) as exc:
             # The device, not the file, may be at fault: a distinct error lets the caller fall
             # back to the CPU, which then names any fault of the file itself.
             raise HardwareOpenError(f"{name}: cannot open with hwaccel: {exc}") from exc
     try:
-        return av.open(target, mode="r", metadata_errors="ignore")
+        return av.open(target, mode="r", metadata_errors="ignore", **kwargs)
     except PermissionError as exc:
         raise VideoOpenError(name, f"permission denied ({exc.strerror})") from exc
     except (av.error.FFmpegError, OSError) as exc:
@@ -143,6 +211,7 @@ def open_video(
     index: bool = True,
     skip_loop_filter: str = "none",
     local_copy: str | None = None,
+    allow_playlists: bool = False,
 ) -> VideoSource:
     """Open ``path``, pick its first video stream and (``index=True``) index its packets.
 
@@ -156,6 +225,9 @@ def open_video(
     A ``path`` on a filesystem FFmpeg cannot read (s3://, gs://, hdfs://…) is read from
     ``local_copy`` when the caller fetched one (``remote.fetch_local_copy``), else fetched here
     and deleted when the source closes.
+
+    ``allow_playlists`` opens an HLS playlist too, reading its files only from under its own
+    folder (``references.py``); without it a playlist raises ``ExternalReferenceError``.
     """
     if skip_loop_filter not in LOOP_FILTER_SKIPS:
         raise ValueError(f"skip_loop_filter must be one of {LOOP_FILTER_SKIPS}")
@@ -163,7 +235,9 @@ def open_video(
     if owns_copy:
         local_copy = fetch_local_copy(path)
     try:
-        container = open_container(path, hwaccel, read_from=local_copy)
+        container = open_container(
+            path, hwaccel, read_from=local_copy, allow_playlists=allow_playlists
+        )
     except BaseException:
         if owns_copy:
             remove_local_copy(local_copy)
@@ -193,7 +267,15 @@ def open_video(
             remove_local_copy(local_copy)
         raise
     return VideoSource(
-        path, container, stream, timeline, hwaccel, skip_loop_filter, local_copy, owns_copy
+        path,
+        container,
+        stream,
+        timeline,
+        hwaccel,
+        skip_loop_filter,
+        local_copy,
+        owns_copy,
+        allow_playlists,
     )
 
 

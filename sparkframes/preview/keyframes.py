@@ -83,6 +83,7 @@ def keyframe_thumbnails(
     *,
     threads: int = 1,
     stats: DecodeStats | None = None,
+    allow_playlists: bool = False,
 ) -> list[Thumbnail]:
     """Up to ``max_frames`` thumbnails spread evenly over the video, from keyframes only.
 
@@ -91,10 +92,11 @@ def keyframe_thumbnails(
     with few keyframes (long GOPs) gives fewer thumbnails, possibly seconds away from the
     targets. Only the chosen keyframe packets are decoded (seeking between them); the times are
     exact presentation times of the frames shown. ``stats`` (if given) receives the decode
-    counts. Raises the library's typed errors (``VideoOpenError``, ``DecodeError``, ...).
+    counts. Raises the library's typed errors (``VideoOpenError``, ``DecodeError``, ...);
+    ``allow_playlists`` opens a playlist as extraction does (``ExtractOptions``).
     """
     path = os.fspath(video_path)
-    with open_video(path, threads=threads) as source:
+    with open_video(path, threads=threads, allow_playlists=allow_playlists) as source:
         timeline = source.timeline
         assert timeline is not None
         positions = snap_to_keyframes(timeline, target_times(timeline.end_s, max_frames))
@@ -127,6 +129,7 @@ def exact_thumbnails(
     *,
     threads: int = 1,
     stats: DecodeStats | None = None,
+    allow_playlists: bool = False,
 ) -> list[Thumbnail]:
     """The frame-exact counterpart of ``keyframe_thumbnails``: the same target times, each
     served by its nearest frame (ties to the earlier), as ``extract_clip_frames`` samples a
@@ -140,7 +143,7 @@ def exact_thumbnails(
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     path = os.fspath(video_path)
-    with open_video(path, threads=threads) as source:
+    with open_video(path, threads=threads, allow_playlists=allow_playlists) as source:
         timeline = source.timeline
         assert timeline is not None
         end_s = timeline.end_s
@@ -158,7 +161,7 @@ def exact_thumbnails(
         path,
         [spec],
         [ClipSpan(Fraction(0), None, "preview")],
-        options=ExtractOptions(threads=threads),
+        options=ExtractOptions(threads=threads, allow_playlists=allow_playlists),
     )
     rows = [row for batch in extraction for row in batch]
     if stats is not None:
@@ -178,15 +181,19 @@ def video_contact_sheet(
     max_frames: int = 12,
     thumb_height: int = THUMB_HEIGHT,
     threads: int = 1,
+    allow_playlists: bool = False,
 ) -> ContactSheet:
     """A contact sheet straight from video files: one row per video, keyframes by default
-    (fast, thumbnails snap to keyframes) or ``exact`` nearest frames (a full decode)."""
+    (fast, thumbnails snap to keyframes) or ``exact`` nearest frames (a full decode).
+    ``allow_playlists`` opens playlists as extraction does (``ExtractOptions``)."""
     make = exact_thumbnails if exact else keyframe_thumbnails
     mode = "exact frames" if exact else "keyframes (times snap to keyframes)"
     rows = []
     for video in videos:
         path = os.fspath(video)
-        thumbs = make(path, max_frames, thumb_height, threads=threads)
+        thumbs = make(
+            path, max_frames, thumb_height, threads=threads, allow_playlists=allow_playlists
+        )
         name = posixpath.basename(path.replace(os.sep, "/")) or path
         label = f"{name} | {mode} | {len(thumbs)} frames"
         rows.append(SheetRow(label, [Thumb(t.pts_s, t.image) for t in thumbs], path))

@@ -129,12 +129,14 @@ def _invalid(clip: ClipSpan) -> list[str]:
 
 
 def pixels_key(key: str, config: CommonConfig) -> str:
-    """``key`` extended by the settings that change the stored pixels (the decoder's loop
-    filter, the frame encoding), so that changing one re-extracts; with the defaults it is
-    ``key`` unchanged."""
+    """``key`` extended by the settings that change what is stored (the decoder's loop filter,
+    the frame encoding, whether playlists may be opened), so that changing one re-extracts;
+    with the defaults it is ``key`` unchanged."""
     doc: dict = {}
     if config.skip_loop_filter != "none":
         doc["skip_loop_filter"] = config.skip_loop_filter
+    if config.allow_playlists:
+        doc["allow_playlists"] = True
     doc.update(config.encoding().key() or {})
     return fingerprint({"request": key, **doc}) if doc else key
 
@@ -240,6 +242,7 @@ def _run(
             batch_size=config.batch_size,
             skip_loop_filter=config.skip_loop_filter,
             frame_encoding=config.encoding(),
+            allow_playlists=config.allow_playlists,
             threads=config.decoder_threads,
             max_pixels=config.max_pixels,
             video_timeout_s=config.video_timeout_s,

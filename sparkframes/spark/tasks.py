@@ -93,6 +93,7 @@ class TaskSettings:
     batch_size: int = 64
     skip_loop_filter: str = "none"
     frame_encoding: FrameEncoding = RAW_FRAMES
+    allow_playlists: bool = False
     threads: int = 0  # 0: the task's cpus
     max_pixels: int = 8192 * 8192
     video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
@@ -124,6 +125,7 @@ def run_partition(
         batch_size=settings.batch_size,
         skip_loop_filter=settings.skip_loop_filter,
         frame_encoding=settings.frame_encoding,
+        allow_playlists=settings.allow_playlists,
     )
     result = AttemptResult()
     outcomes = []
