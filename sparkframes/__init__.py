@@ -1,7 +1,8 @@
 """sparkframes: Spark-native video frame extraction for ML data curation.
 
 Library entry points (no Spark needed): ``extract_clip_frames`` and ``extract_video_frames``.
-Reading the output table: ``read_frames`` (Arrow tensors), ``frames_to_numpy``, ``read_errors``.
+Reading the output table: ``read_frames`` (Arrow tensors), ``frames_to_numpy``, ``read_errors``,
+and ``decode_frame`` for rows read by other engines.
 The Spark jobs are the ``sparkframes`` command and ``jobs/*.py`` under spark-submit.
 """
 
@@ -10,6 +11,7 @@ from sparkframes.errors import FrameExtractionError
 from sparkframes.extraction import ExtractedFrame, ExtractOptions
 from sparkframes.spans import ClipSpan, FixedStride
 from sparkframes.specs import ExtractionSpec, Policy
+from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import (
     frames_to_numpy,
     read_errors,
@@ -27,6 +29,7 @@ __all__ = [
     "FixedStride",
     "FrameExtractionError",
     "Policy",
+    "decode_frame",
     "extract_clip_frames",
     "extract_video_frames",
     "frames_to_numpy",

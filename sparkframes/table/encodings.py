@@ -5,9 +5,10 @@ about 1.1 GB per hour of video at 2 fps and 224x224. JPEG is several times small
 error; PNG is exact and smaller, but slow to write. Encoding runs where the frames are made, in
 the extraction task; every reader the project ships decodes, so callers always get pixels.
 
-JPEG and PNG go through Pillow (libjpeg-turbo and zlib in its wheels): JPEG with Pillow's
-defaults at the chosen quality (4:2:0 chroma subsampling), PNG at zlib level 1, which on video
-frames is as small as the default level 6 and about half the time.
+JPEG and PNG go through Pillow (libjpeg-turbo and zlib in its wheels): JPEG at the chosen
+quality with 4:2:0 chroma subsampling (Pillow's default) and optimised Huffman tables (about 7 %
+smaller for 5 % more time, same pixels), PNG at zlib level 1, which on video frames is as small
+as the default level 6 in about half the time.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class FrameEncoding:
 
         out = io.BytesIO()
         if self.name == JPEG:
-            Image.fromarray(image).save(out, format="JPEG", quality=self.jpeg_quality)
+            Image.fromarray(image).save(
+                out, format="JPEG", quality=self.jpeg_quality, optimize=True
+            )
         else:
             Image.fromarray(image).save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         return out.getvalue()
