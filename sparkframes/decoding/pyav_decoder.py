@@ -20,6 +20,7 @@ skipping is decoded again from its keyframe without it (counted in ``DecodeStats
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -170,13 +171,14 @@ class PyAVDecoder:
         ranges = _merge_ranges(
             (timeline.start_keyframe(p), timeline.decode_pos[p]) for p in pending
         )
+        in_range = _group_by_range(ranges, pending, timeline.decode_pos)
         reader = _Reader(self.source)
         skip = self.skip_unneeded
         for i, (start, end) in enumerate(ranges):
             # Merged ranges never touch, so each one is a discontinuity: it is reached by a seek
             # (the first, or across a long gap) or by reading through, and drained at its end.
             yield from self._range(reader, start, end, by_pts, pending, seek=i == 0, skip=skip)
-            lost = [p for p in pending if start <= timeline.decode_pos[p] <= end] if skip else []
+            lost = [p for p in in_range[i] if p in pending] if skip else []
             if not lost:
                 continue
             # A wanted frame did not come out although all its packets were sent: the decoder
@@ -293,6 +295,17 @@ def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+def _group_by_range(
+    ranges: list[tuple[int, int]], positions: Iterable[int], decode_pos: list[int]
+) -> list[list[int]]:
+    """The positions whose packet lies in each of ``ranges`` (sorted, disjoint: merged)."""
+    starts = [start for start, _ in ranges]
+    groups: list[list[int]] = [[] for _ in ranges]
+    for position in positions:
+        groups[bisect_right(starts, decode_pos[position]) - 1].append(position)
+    return groups
 
 
 def _reason(exc: BaseException) -> str:
