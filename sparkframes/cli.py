@@ -7,6 +7,7 @@ over the config file.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--purpose", help="comma-separated purposes (default: embeddings)")
     clip.add_argument("--target-fps", help="comma-separated rates, e.g. 1,2 (default: purpose's)")
     clip.add_argument("--policy", choices=["sequence", "first", "middle", "last"])
-    clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (default)")
+    clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1, the default)")
     clip.add_argument("--min-frames", type=int, help="at least N frames per sequence clip")
     clip.add_argument("--clip-len-s", help="fixed-stride clip length in seconds")
     clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
@@ -144,10 +145,26 @@ def _preview_parser(sub: Any) -> None:
 
 _NOT_CONFIG = {"command", "config"}
 
+#: Flags whose value is a size. ``-1x-1`` (NeMo's ``(-1, -1)``) starts with a dash, and argparse
+#: takes any such word that is not a plain negative number for a flag of its own.
+_SIZE_FLAGS = frozenset({"--target-res", "--output-hw"})
+_SIZE = re.compile(r"-\d+x-?\d+", re.IGNORECASE)
+
+
+def _attach_size_values(argv: Sequence[str]) -> list[str]:
+    """``--target-res -1x-1`` as ``--target-res=-1x-1``, which argparse reads as a value."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in _SIZE_FLAGS and _SIZE.fullmatch(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
 
 def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
     """(command, validated config) from the command line and an optional TOML file."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_size_values(argv))
     file_values = load_toml(args.config, args.command) if args.config else {}
     values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     cls = ClipFramesConfig if args.command == "clip-frames" else VideoFramesConfig

@@ -33,9 +33,27 @@ def test_rates_are_exact():
         parse_rates("0")
 
 
-def test_command_line_accepts_native_written_as_minus_one():
-    _, config = parse_config(["clip-frames", "--input", "i", "--output", "o", "--target-res=-1x-1"])
-    assert config.target_res == (-1, -1)
+@pytest.mark.parametrize("spelling", ["-1x-1", "=-1x-1", "native", "-1X-1"])
+def test_command_line_accepts_native_written_as_minus_one(spelling):
+    """NeMo users write ``(-1, -1)`` as ``--target-res -1x-1``: not a flag of its own."""
+    flag = [f"--target-res{spelling}"] if spelling.startswith("=") else ["--target-res", spelling]
+    argv = ["clip-frames", "--input", "i", "--output", "o", *flag, "--policy", "middle"]
+    _, config = parse_config(argv)
+    assert config.target_res == (-1, -1) and config.policy == "middle"
+    _, config = parse_config(
+        ["clip-frames", "--input", "i", "--output", "o", "--target-res", "8x6"]
+    )
+    assert config.target_res == (8, 6)
+
+
+def test_a_size_flag_still_needs_a_size(capsys):
+    """Only a size is attached to the flag: a real flag after it still leaves it without a value,
+    and the scene size's own rule refuses ``-1x-1`` by name."""
+    with pytest.raises(SystemExit):
+        parse_config(["clip-frames", "--input", "i", "--output", "o", "--target-res", "--policy"])
+    assert "--target-res: expected one argument" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--output-hw must be HxW with both > 0"):
+        parse_config(["video-frames", "--input", "i", "--output", "o", "--output-hw", "-1x-1"])
 
 
 def test_defaults_follow_the_contract():

@@ -4,6 +4,7 @@ error budgets, idempotence, and names that must not escape the table."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -84,10 +85,9 @@ def test_a_hung_decoder_is_stopped_and_recorded(spark, tmp_path, catalog):
     good = str(catalog["h264_mp4"])
     with stalled_http_server() as url:
         inputs = write_input(tmp_path / "in.parquet", [url, good])
-        started = time.monotonic()
+        # The server never answers and is closed only after the run: without the time limit the
+        # run would not end at all, so its ending with this error is the behaviour under test.
         summary = run(spark, inputs, tmp_path / "out", video_timeout_s=3)
-        elapsed = time.monotonic() - started
-    assert elapsed < 60
     assert summary.videos_processed == 2 and summary.videos_failed == 1
     errors = read_errors(str(tmp_path / "out")).to_pylist()
     assert [(e["video_path"], e["error_class"]) for e in errors] == [(url, "VideoTimeoutError")]
@@ -253,7 +253,12 @@ def test_speculative_attempts_change_nothing(tmp_path, catalog):
     videos = [str(catalog[n]) for n in ("h264_mp4", "hevc_mp4", "vp9_webm", "ntsc_mp4")]
     inputs = write_input(tmp_path / "in.parquet", videos)
     base = ["--input", inputs, "--partitions", "4"]
+    events = tmp_path / "events"
+    events.mkdir()
     speculative = {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": events.as_uri(),
+        "spark.eventLog.compress": "false",
         "spark.speculation": "true",
         "spark.speculation.interval": "100ms",
         "spark.speculation.multiplier": "1.5",
@@ -273,17 +278,35 @@ def test_speculative_attempts_change_nothing(tmp_path, catalog):
             conf={"spark.executor.memory": "1g"},
         )
         assert plain.returncode == 0, plain.stderr[-3000:]
-        started = time.monotonic()
         spec = spark_submit(
             master,
             "jobs/clip_frames.py",
             [*base, "--output", str(tmp_path / "spec")],
             conf=speculative,
         )
-        elapsed = time.monotonic() - started
     assert spec.returncode == 0, spec.stderr[-3000:]
-    # Finishing well before the stalled attempt would have means a speculative copy won.
-    assert elapsed < 30, elapsed
+    # The speculative copy won, as Spark's own event log tells (not the wall clock, which a
+    # loaded machine stretches): partition 3 first succeeded in its speculative attempt.
+    assert _successful_attempts(events, partition=3)[:1] == [True]
     assert rows(tmp_path / "spec").equals(rows(tmp_path / "plain"))
     listed = DeltaTable(str(tmp_path / "spec")).file_uris()
     assert len(listed) == len(DeltaTable(str(tmp_path / "plain")).file_uris())
+
+
+def _successful_attempts(events: Path, partition: int) -> list[bool]:
+    """Whether each successful attempt of task ``partition`` was speculative, in the order the
+    event logs in ``events`` record them, for the stages where that task was speculated."""
+    ends = [
+        json.loads(line)
+        for log in sorted(events.rglob("*"))  # Spark 4 writes rolling logs in a folder
+        if log.is_file()
+        for line in log.read_text().splitlines()
+        if '"SparkListenerTaskEnd"' in line
+    ]
+    mine = [e for e in ends if e["Task Info"]["Index"] == partition]
+    stages = {e["Stage ID"] for e in mine if e["Task Info"]["Speculative"]}
+    return [
+        e["Task Info"]["Speculative"]
+        for e in mine
+        if e["Stage ID"] in stages and e["Task End Reason"]["Reason"] == "Success"
+    ]

@@ -188,7 +188,20 @@ def read_frame_number(rgb: np.ndarray, rotation: int = 0) -> int:
 # Specs and encoding
 # --------------------------------------------------------------------------
 
-Codec = Literal["libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4"]
+Codec = Literal[
+    "libx264",
+    "libx265",
+    "libvpx",
+    "libvpx-vp9",
+    "libsvtav1",
+    "libaom-av1",
+    "mpeg4",
+    "mpeg2video",
+    "mpeg1video",
+    "mjpeg",
+    "prores",
+]
+Container = Literal["mp4", "mov", "mkv", "webm", "ts", "avi"]
 
 
 def _exact(value: float | Fraction | int | str) -> Fraction:
@@ -208,12 +221,14 @@ class VideoSpec:
     container's first pts is non-zero.  ``fps`` is also the stream's nominal
     rate for VFR specs.  ``rotation`` is display-matrix metadata only (pixels stay in
     the coded orientation); see the module docstring for its direction.
+    ``open_gop`` asks x264/x265 for open GOPs (leading pictures that reference the GOP
+    before); None keeps the encoder's default (x264 closed, x265 open).
     ``options`` are codec options that override the defaults chosen here.
     """
 
     name: str
     codec: Codec
-    container: Literal["mp4", "mkv", "webm", "avi"]
+    container: Container
     width: int
     height: int
     n_frames: int
@@ -225,6 +240,7 @@ class VideoSpec:
     gop: int = 12
     bframes: int = 0
     time_base: Fraction | None = None
+    open_gop: bool | None = None
     options: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -289,19 +305,37 @@ def _codec_options(spec: VideoSpec) -> dict[str, str]:
     if spec.codec == "libx264":
         params = f"keyint={g}:min-keyint={g}:scenecut=0:bframes={b}:b-adapt=0"
         params += f":b-pyramid={'normal' if b >= 2 else 'none'}"
+        if spec.open_gop:
+            params += ":open-gop=1"
         opts = {"crf": "18", "preset": "veryfast", "x264-params": params}
     elif spec.codec == "libx265":
         params = f"log-level=none:keyint={g}:min-keyint={g}:scenecut=0:bframes={b}:b-adapt=0"
         params += f":b-pyramid={1 if b >= 2 else 0}:frame-threads=1:pools=none"
+        if spec.open_gop is not None:  # x265's own default is open
+            params += f":open-gop={int(spec.open_gop)}"
         opts = {"crf": "18", "preset": "ultrafast", "x265-params": params}
     elif spec.codec == "libvpx-vp9":
-        opts = {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "0"}
+        opts = {"deadline": "realtime", "cpu-used": "8", "row-mt": "0"}
+        if "b" not in spec.options:  # a bitrate asks for VBR; crf would make it constrained-Q
+            opts.update({"crf": "20", "b": "0"})
     elif spec.codec == "libsvtav1":
         # Presets faster than 8 copy wrong 16x16/32x32 blocks on these synthetic
         # frames (whole cells flip, even at crf 10); preset 8 is still fast.
         opts = {"crf": "30", "preset": "8", "svtav1-params": f"keyint={g}:lp=1"}
-    elif spec.codec == "mpeg4":
+    elif spec.codec == "libaom-av1":
+        # Good-quality mode keeps libaom's look-ahead, hence its hidden alt-ref frames.
+        opts = {"crf": "30", "cpu-used": "6"}
+    elif spec.codec == "libvpx":
+        # VP8 wants a bitrate cap next to crf; realtime keeps encoding cheap. One-pass libvpx
+        # makes no VP8 alt-ref frame, whatever the options.
+        opts = {"crf": "8", "b": "2000000", "deadline": "realtime", "cpu-used": "8"}
+    elif spec.codec in ("mpeg4", "mpeg2video", "mpeg1video"):
+        # FFmpeg's MPEG-1/2/4 encoders leave GOPs open unless asked (flags=+cgop).
         opts = {"qmin": "2", "qmax": "4", "b": "2000000"}
+    elif spec.codec == "mjpeg":
+        opts = {"qmin": "2", "qmax": "4"}
+    elif spec.codec == "prores":
+        opts = {"profile": "0"}  # proxy: the smallest files
     else:
         raise ValueError(f"unsupported codec {spec.codec}")
     opts.update(spec.options)
@@ -368,6 +402,81 @@ def make_video(path: Path, spec: VideoSpec) -> Path:
             _mux(container, stream.encode(frame), durations)
         _mux(container, stream.encode(None), durations)
     return path
+
+
+# --------------------------------------------------------------------------
+# Stream structure probes
+# --------------------------------------------------------------------------
+#
+# Why: a test that claims to cover open GOPs or hidden frames must show the
+# encoder really made them; encoders drop such features silently (libvpx
+# makes no alt-ref frame in one pass unless in realtime mode, for one).
+
+
+def _packets(path: Path) -> tuple[str, list[tuple[int | None, bool, bytes]]]:
+    """The video decoder's name and its packets' ``(pts, is_keyframe, data)`` in decode order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe, bytes(p)) for p in container.demux(stream) if p.size]
+        return stream.codec_context.name, packets
+
+
+def leading_pictures(path: Path) -> int:
+    """How many frames follow a keyframe in decode order but are shown before it.
+
+    In an open GOP these leading pictures may reference the GOP before the keyframe; the
+    first keyframe is left out (nothing precedes it).
+    """
+    count, key_pts, first = 0, None, True
+    for pts, is_keyframe, _ in _packets(path)[1]:
+        if is_keyframe:
+            key_pts, first = (None if first else pts), False
+        elif key_pts is not None and pts is not None and pts < key_pts:
+            count += 1
+    return count
+
+
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    """AV1's unsigned LEB128: (value, position after it)."""
+    value = 0
+    for i in range(8):
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise ValueError("LEB128 longer than 8 bytes")
+
+
+_AV1_FRAME_HEADER, _AV1_FRAME = 3, 6
+
+
+def hidden_frame_packets(path: Path) -> int:
+    """Packets that carry a frame which is not shown when it is decoded (VP9, AV1).
+
+    VP9: a superframe (several frames, all but the last hidden) ends in an index whose marker
+    byte ``0b110xxxxx`` also opens it. AV1 (low-overhead OBUs, as in Matroska and MP4): a
+    temporal unit shows one frame, so one holding two frame OBUs holds a hidden one.
+    """
+    decoder, packets = _packets(path)
+    if decoder not in ("vp9", "libdav1d", "libaom-av1"):
+        raise ValueError(f"{path}: no hidden-frame probe for the {decoder} decoder")
+    count = 0
+    for _, _, data in packets:
+        if decoder == "vp9":
+            marker = data[-1]
+            index = 2 + (((marker >> 3) & 3) + 1) * ((marker & 7) + 1)
+            count += (marker & 0xE0) == 0xC0 and len(data) >= index and data[-index] == marker
+            continue
+        frames, pos = 0, 0
+        while pos < len(data):
+            header = data[pos]
+            kind, extension, has_size = (header >> 3) & 0xF, (header >> 2) & 1, (header >> 1) & 1
+            pos += 1 + extension
+            size, pos = _leb128(data, pos) if has_size else (len(data) - pos, pos)
+            frames += kind in (_AV1_FRAME_HEADER, _AV1_FRAME)
+            pos += size
+        count += frames > 1
+    return count
 
 
 # --------------------------------------------------------------------------
@@ -545,7 +654,11 @@ def video_path(tmp_dir: Path, name: str) -> Path:
     spec, and the file appears atomically, so a stale or half-written file is
     never reused.
     """
-    spec = CATALOG[name]
+    return spec_path(tmp_dir, CATALOG[name])
+
+
+def spec_path(tmp_dir: Path, spec: VideoSpec) -> Path:
+    """Path of ``spec``'s video in ``tmp_dir``, encoding it on first use (see ``video_path``)."""
     tmp_dir = Path(tmp_dir)
     target = tmp_dir / spec.filename()
     if not target.exists():

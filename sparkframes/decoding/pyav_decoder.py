@@ -6,17 +6,21 @@ Given the frames a plan needs (positions on the timeline), the decoder makes one
   from the keyframe it starts from (``VideoTimeline.start_keyframe``) up to its own;
 * packets between such ranges are never decoded: a short gap is read and dropped, a long one is
   crossed by seeking to the next range's keyframe;
-* inside a range, a packet whose frame is not needed is sent with ``skip_frame = NONREF``: if no
-  other frame references it the decoder skips it outright (most B-frames of x264/x265 output);
-  if it is a reference, it is decoded as usual but never converted.
+* inside a range, on a decoder in ``SKIP_SAFE_DECODERS``, a packet whose frame is not needed is
+  sent with ``skip_frame = NONREF``: if no other frame references it the decoder skips it
+  outright (most B-frames of x264/x265 output); if it is a reference, it is decoded as usual but
+  never converted. Other decoders decode every packet of a range.
 
 Guarantee: frames are exact. Which frame is which comes from the decoded presentation timestamp,
 never from a frame count, and a seek always lands on a keyframe at or before the one needed and
 decodes forward from there (it is checked; if a seek lands later the container is reopened).
+Skipping never costs a frame: a wanted frame that did not come out of a range decoded with
+skipping is decoded again from its keyframe without it (counted in ``DecodeStats.restarts``).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,10 +34,27 @@ from sparkframes.decoding.source import VideoSource
 #: only I/O, so short gaps are cheaper to read through.
 SEEK_MIN_GAP_PACKETS = 48
 
+#: Decoders (libavcodec implementation names, ``codec_context.codec.name``) on which toggling
+#: ``skip_frame = NONREF`` packet by packet is proven to give the same frames, byte for byte, as
+#: decoding everything: tests/test_codec_matrix.py checks each entry on real encoder output
+#: (B-pyramids, open GOPs, every policy, sparse and dense). A decoder not listed decodes every
+#: packet of a range. Left out on purpose: libdav1d (AV1), which applies the setting of the
+#: packet going in to the frames coming out and keeps the one it was opened with, so it drops
+#: wanted frames; vp8/vp9, where libvpx output has no non-reference frame to skip; intra-only
+#: codecs (MJPEG, ProRes), whose ranges hold no unneeded packet.
+SKIP_SAFE_DECODERS: frozenset[str] = frozenset(
+    {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"}
+)
+
 
 @dataclass
 class DecodeStats:
-    """What a pass cost: the benchmark reports frames decoded against frames output."""
+    """What a pass cost: the benchmark reports frames decoded against frames output.
+
+    ``restarts`` counts the times the pass went back: a seek that landed somewhere unusable
+    (the file was reopened) or a range decoded again without skipping because a wanted frame
+    did not come out of it.
+    """
 
     packets_read: int = 0
     packets_sent: int = 0
@@ -103,32 +124,41 @@ class _Reader:
                 if landed is not None and landed <= target:
                     self.pos = landed
                     return True
+        self.restart()
+        return False
+
+    def restart(self) -> None:
+        """Reopen the file (with a fresh decoder) and read it from its start."""
         self.source.reopen()
         self._packets = self._demux()
         self._peeked = None
         self.pos = 0
-        return False
 
 
 class PyAVDecoder:
     """Decodes exactly the frames asked for, in one forward pass over the file.
 
     ``frames(wanted)`` yields ``(position, frame)`` for each wanted timeline position, in
-    presentation order. After the pass, ``missing`` lists wanted positions the decoder never
-    produced (a damaged stream) and ``failures`` the packets it rejected.
+    presentation order within each decoded range (a frame recovered by decoding its range again
+    comes after the ones that did not need it). After the pass, ``missing`` lists wanted
+    positions the decoder never produced (a damaged stream), ``failures`` the packets it
+    rejected and ``recovered`` the wanted positions that came out only when decoded again
+    without skipping (empty wherever skipping is safe).
     """
 
     def __init__(
         self, source: VideoSource, *, skip_unneeded: bool = True, fail_fast: bool = False
     ) -> None:
         self.source = source
-        self.skip_unneeded = skip_unneeded
+        # Skipping is used only where it is proven to be safe for this decoder.
+        self.skip_unneeded = skip_unneeded and source.codec in SKIP_SAFE_DECODERS
         # fail_fast: raise if the very first packets fail (a GPU decoder that cannot start),
         # so the caller can fall back to the CPU before anything was output.
         self.fail_fast = fail_fast
         self.stats = DecodeStats()
         self.failures: list[DecodeFailure] = []
         self.missing: list[int] = []
+        self.recovered: list[int] = []
 
     def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, av.VideoFrame]]:
         timeline = self.source.timeline
@@ -141,31 +171,63 @@ class PyAVDecoder:
         ranges = _merge_ranges(
             (timeline.start_keyframe(p), timeline.decode_pos[p]) for p in pending
         )
+        in_range = _group_by_range(ranges, pending, timeline.decode_pos)
         reader = _Reader(self.source)
-        first = True
-        for start, end in ranges:
-            if first or start > reader.pos:
-                if not first:
-                    # A discontinuity: take what the decoder still holds, then reset it.
-                    yield from self._emit(self._drain(), by_pts, pending)
-                if first or start - reader.pos >= SEEK_MIN_GAP_PACKETS:
-                    self.stats.seeks += 1
-                    if not reader.seek_to(start):
-                        self.stats.restarts += 1
-                first = False
-            while reader.pos < start:  # read and drop what this range does not depend on
-                if reader.next() is None:
-                    break
-                self.stats.packets_read += 1
-            while reader.pos <= end:
-                packet = reader.next()
-                if packet is None:
-                    break
-                self.stats.packets_read += 1
-                needed = packet.pts in by_pts
-                yield from self._emit(self._decode(packet, needed), by_pts, pending)
-        yield from self._emit(self._drain(), by_pts, pending)
+        skip = self.skip_unneeded
+        for i, (start, end) in enumerate(ranges):
+            # Merged ranges never touch, so each one is a discontinuity: it is reached by a seek
+            # (the first, or across a long gap) or by reading through, and drained at its end.
+            yield from self._range(reader, start, end, by_pts, pending, seek=i == 0, skip=skip)
+            lost = [p for p in in_range[i] if p in pending] if skip else []
+            if not lost:
+                continue
+            # A wanted frame did not come out although all its packets were sent: the decoder
+            # dropped it under the skip setting. Decode what it needs again without skipping,
+            # in a fresh decoder (one may keep the setting it was opened with), and trust
+            # skipping no more on this video.
+            skip = False
+            reader.restart()
+            for again in _merge_ranges(
+                (timeline.start_keyframe(p), timeline.decode_pos[p]) for p in lost
+            ):
+                self.stats.restarts += 1
+                yield from self._range(reader, *again, by_pts, pending, seek=True, skip=False)
+            self.recovered.extend(p for p in lost if p not in pending)
         self.missing = sorted(pending)
+
+    def _range(
+        self,
+        reader: _Reader,
+        start: int,
+        end: int,
+        by_pts: dict[int, list[int]],
+        pending: set[int],
+        *,
+        seek: bool,
+        skip: bool,
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode packets ``start..end`` (decode positions), then drain and reset the decoder.
+
+        ``seek`` forces a seek to ``start`` (which the reader may be past); otherwise it seeks
+        only across a gap of ``SEEK_MIN_GAP_PACKETS`` or more. ``skip`` sends unneeded packets
+        with ``skip_frame = NONREF``.
+        """
+        if seek or start - reader.pos >= SEEK_MIN_GAP_PACKETS:
+            self.stats.seeks += 1
+            if not reader.seek_to(start):
+                self.stats.restarts += 1
+        while reader.pos < start:  # read and drop what this range does not depend on
+            if reader.next() is None:
+                break
+            self.stats.packets_read += 1
+        while reader.pos <= end:
+            packet = reader.next()
+            if packet is None:
+                break
+            self.stats.packets_read += 1
+            needed = not skip or packet.pts in by_pts
+            yield from self._emit(self._decode(packet, needed), by_pts, pending)
+        yield from self._emit(self._drain(), by_pts, pending)
 
     def all_frames(self) -> Iterator[av.VideoFrame]:
         """Every frame front to back, in presentation order, without an index (constant memory).
@@ -184,9 +246,11 @@ class PyAVDecoder:
             yield frame
 
     def _decode(self, packet: av.Packet, needed: bool) -> list[av.VideoFrame]:
+        """Send one packet; ``needed=False`` lets a skip-safe decoder drop a non-reference."""
         context = self.source.stream.codec_context
         if self.skip_unneeded:
-            # Read by the decoder per packet (frame threads copy it at submission time).
+            # Read by the decoder per packet (frame threads copy it at submission time). After a
+            # restart the context is fresh, and every packet is sent as needed.
             context.skip_frame = "DEFAULT" if needed else "NONREF"
         self.stats.packets_sent += 1
         try:
@@ -231,6 +295,17 @@ def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+def _group_by_range(
+    ranges: list[tuple[int, int]], positions: Iterable[int], decode_pos: list[int]
+) -> list[list[int]]:
+    """The positions whose packet lies in each of ``ranges`` (sorted, disjoint: merged)."""
+    starts = [start for start, _ in ranges]
+    groups: list[list[int]] = [[] for _ in ranges]
+    for position in positions:
+        groups[bisect_right(starts, decode_pos[position]) - 1].append(position)
+    return groups
 
 
 def _reason(exc: BaseException) -> str:
