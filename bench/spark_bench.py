@@ -8,7 +8,7 @@ clips) over the same N videos on the same 2 cores, done by
   up with a tiny job). Twice: ``video_timeout_s=0`` (each video decoded in the Python worker) and
   the default (each video in a forked child that sends its frames back as Arrow IPC);
 * direct, write: the body of a Spark task (``sparkframes.spark.tasks.run_partition``: extract,
-  Arrow, Parquet into the table's folders) on the same partitions (``job.balance``), in a pool of 2
+  Arrow, Parquet into the table's folders) on partitions of the same sizes, in a pool of 2
   forked processes: what Spark schedules, minus Spark; and the same with each video in a forked
   child (``video_timeout_s`` as the job's default), to see isolation's cost without Spark;
 * direct, no write: ``extract_clip_frames`` on the same partitions and pool, batches consumed;
@@ -25,6 +25,7 @@ Run: ``python -m bench.spark_bench [--quick] [--reps N] [--videos N] [--dir D] [
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -38,10 +39,11 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.rdd import RDD
 from pyspark.sql import SparkSession
+from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
 import sparkframes.spark.job as job_module
+import sparkframes.spark.planning as planning_module
 from bench.common import (
     CACHE_DIR,
     Timed,
@@ -59,8 +61,9 @@ from bench.common import (
 )
 from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
 from sparkframes.config import ClipFramesConfig, build_config
-from sparkframes.spark.job import balance, request_key
+from sparkframes.request_keys import request_key
 from sparkframes.spark.session import get_session
+from sparkframes.spark.summary import RunSummary
 from sparkframes.spark.tasks import TaskSettings, VideoWork, run_partition
 
 SECTION = "spark_bench"
@@ -138,17 +141,20 @@ def timed_tree(fn: Callable[[], int]) -> Timed:
 
 #: Driver-side steps, as named in ``sparkframes.spark.job`` (wrapped there, by name, for timing).
 JOB_STEPS = {
-    "read_input": "read input (a Spark SQL read + collect)",
-    "plan_work": "stat videos, plan",
-    "read_state": "read the incremental state",
-    "collect": "tasks: `rdd.collect()` (scheduling + task bodies)",
+    "read_input": "read input (pyarrow, into a DataFrame)",
+    "read_state_table": "read the incremental state",
+    "counts": "plan in Spark: stat, request keys, up-to-date join, counts",
+    "collect": "tasks: extraction `collect()` (scheduling + task bodies)",
     "commit_run": "commit",
 }
+#: Where each step's function is looked up when the job runs it.
+_STEP_OWNERS = {"counts": planning_module, "collect": ClassicDataFrame}
 
 
 class StepClock:
     """Wall seconds of the job's steps: wraps the functions ``job.py`` calls by module name,
-    and ``RDD.collect`` (the job's only one). Timing only; behaviour is unchanged."""
+    and ``DataFrame.collect`` (the job collects once, the tasks' results). Timing only;
+    behaviour is unchanged."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -169,27 +175,35 @@ class StepClock:
 
     def __enter__(self) -> StepClock:
         for name in JOB_STEPS:
-            if name == "collect":
-                self._wrap(RDD, "collect", name)
-            else:
-                self._wrap(job_module, name, name)
-        add_outcomes = job_module._add_outcomes
+            self._wrap(_STEP_OWNERS.get(name, job_module), name, name)
+        add = RunSummary.add
 
-        def add_and_count(summary: object, outcomes: list) -> None:
+        def add_and_count(summary: RunSummary, outcomes: list) -> None:
             # Per-video seconds measured in the tasks (extraction and writing of that video).
             self.seconds["video_s"] = self.seconds.get("video_s", 0.0) + sum(
                 o.seconds for o in outcomes
             )
-            add_outcomes(summary, outcomes)
+            add(summary, outcomes)
 
-        self._saved.append((job_module, "_add_outcomes", add_outcomes))
-        job_module._add_outcomes = add_and_count  # type: ignore[assignment]
+        self._saved.append((RunSummary, "add", add))
+        RunSummary.add = add_and_count  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         for owner, attr, original in reversed(self._saved):
             setattr(owner, attr, original)
         self._saved.clear()
+
+
+def balance(works: list[VideoWork], partitions: int) -> list[list[VideoWork]]:
+    """Longest-first greedy assignment by file size, for the direct runs' pool."""
+    bins: list[list[VideoWork]] = [[] for _ in range(max(1, min(partitions, len(works))))]
+    loads = [0] * len(bins)
+    for work in sorted(works, key=lambda w: w.size, reverse=True):
+        i = loads.index(min(loads))
+        bins[i].append(work)
+        loads[i] += max(work.size, 1)
+    return [b for b in bins if b]
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,15 +278,8 @@ def make_works(paths: list[str]) -> list[VideoWork]:
 
 def direct_settings(table: Path, timeout_s: float) -> TaskSettings:
     config = _config("unused", "unused", timeout_s)
-    return TaskSettings(
-        run_id="direct",
-        output=str(table),
-        kind="clips",
-        specs=tuple(config.specs()),
-        stride=config.stride(),
-        threads=TASK_THREADS,
-        video_timeout_s=timeout_s,
-    )
+    config = dataclasses.replace(config, decoder_threads=TASK_THREADS)
+    return TaskSettings(run_id="direct", output=str(table), options=config)
 
 
 def run_direct_write(
@@ -488,7 +495,7 @@ def _report(
         "at 224x224 on 10 s fixed-stride clips. "
         f"`{MASTER}`, so 2 tasks at once with {TASK_THREADS} decoder thread each; "
         f"{len(chunks)} partitions of {', '.join(str(len(c)) for c in chunks)} videos "
-        "(the job's own `balance`), and the direct runs use the same partitions on a pool of "
+        "(longest first by file size), and the direct runs use the same partitions on a pool of "
         f"2 forked processes. Files under `{work.parent}` (tmpfs), written anew each run. "
         f"{reps} repetition(s){' (--quick)' if quick else ''}, methods in a rotating order; times "
         "are medians, ratios medians of per-repetition ratios. CPU = user+sys of this process "

@@ -6,6 +6,8 @@ and ``decode_frame`` for rows read by other engines.
 The Spark jobs are the ``sparkframes`` command and ``jobs/*.py`` under spark-submit.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.errors import FrameExtractionError
 from sparkframes.extraction import ExtractedFrame, ExtractOptions
@@ -20,6 +22,11 @@ from sparkframes.table.reader import (
     read_table,
 )
 from sparkframes.video_frames import extract_video_frames
+
+try:
+    __version__ = version("sparkframes")
+except PackageNotFoundError:  # run from a checkout without installing
+    __version__ = "0+unknown"
 
 __all__ = [
     "ClipSpan",

@@ -7,22 +7,54 @@ over the config file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sparkframes import __version__
 from sparkframes.config import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML file whose keys are these flags' names")
-    p.add_argument("--input", help="Parquet file or folder with a video_path column")
-    p.add_argument("--output", help="frames table folder (or URI)")
+    p.add_argument("--config", help="TOML file whose keys are these flags' names (default: none)")
+    p.add_argument("--input", help="Parquet file or folder with a video_path column (required)")
+    p.add_argument("--output", help="frames table folder or URI (required)")
     p.add_argument("--master", help="Spark master URL (default: local, or spark-submit's)")
-    p.add_argument("--mode", choices=["incremental", "overwrite"])
-    p.add_argument("--decoder-mode", choices=["ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto"])
+    p.add_argument(
+        "--conf",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a Spark setting for the session, e.g. spark.executor.memory=4g; repeatable "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="Spark's log level on the console (default: ERROR, so that Spark's own messages "
+        "stay out of the way; -v is INFO)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="Spark's INFO messages too")
+    p.add_argument(
+        "--summary-json",
+        metavar="PATH",
+        help="also write the run summary as JSON to PATH, or to stdout with - (the summary "
+        "line then goes to stderr) (default: none)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["incremental", "overwrite"],
+        help="incremental skips up-to-date videos; overwrite replaces the table",
+    )
+    p.add_argument(
+        "--decoder-mode",
+        choices=["ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto"],
+        help="what decodes: the CPU, FFmpeg's CUDA decoder, NVDEC through PyNvVideoCodec, or "
+        "the first of those that can run",
+    )
     p.add_argument("--decoder-threads", type=int, help="decoder threads (default: task cpus)")
     p.add_argument("--max-pixels", type=int, help="reject streams larger than this (w*h)")
     p.add_argument(
@@ -42,7 +74,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=int,
         help="GPU tasks sharing one GPU (each asks Spark for 1/N of a GPU)",
     )
-    p.add_argument("--batch-size", type=int, help="frames per NVDEC batch (pynvc, default 64)")
+    p.add_argument("--batch-size", type=int, help="frames per NVDEC batch (pynvc)")
     p.add_argument(
         "--skip-loop-filter",
         choices=list(LOOP_FILTER_SKIPS),
@@ -55,7 +87,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="how frames are stored: raw RGB (default, exact), jpeg (several times smaller, "
         "lossy) or png (lossless, slow to write); readers decode all three",
     )
-    p.add_argument("--jpeg-quality", type=int, help="with --frame-encoding jpeg: 1-100 (95)")
+    p.add_argument(
+        "--jpeg-quality", type=int, help="with --frame-encoding jpeg: 1-100 (default: 95)"
+    )
     p.add_argument(
         "--video-timeout-s",
         type=float,
@@ -78,12 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparkframes", description="Spark-native video frame extraction for ML curation."
     )
+    parser.add_argument("--version", action="version", version=f"sparkframes {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     clip = sub.add_parser("clip-frames", help="frames sampled from clips at given rates")
     _common(clip)
     clip.add_argument("--purpose", help="comma-separated purposes (default: embeddings)")
-    clip.add_argument("--target-fps", help="comma-separated rates, e.g. 1,2 (default: purpose's)")
-    clip.add_argument("--policy", choices=["sequence", "first", "middle", "last"])
+    clip.add_argument(
+        "--target-fps",
+        help="comma-separated rates, e.g. 1,2 (default: the purpose's: embeddings 2, aesthetics 1)",
+    )
+    clip.add_argument(
+        "--policy",
+        choices=["sequence", "first", "middle", "last"],
+        help="frames at the rates, or one frame per clip",
+    )
     clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1, the default)")
     clip.add_argument("--min-frames", type=int, help="at least N frames per sequence clip")
     clip.add_argument("--clip-len-s", help="fixed-stride clip length in seconds")
@@ -92,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--limit-clips", type=int, help="at most N stride clips per video")
     video = sub.add_parser("video-frames", help="every frame at a small size (scene detection)")
     _common(video)
-    video.add_argument("--output-hw", help="HxW, default 27x48 (27 rows by 48 columns)")
+    video.add_argument("--output-hw", help="HxW, e.g. 27x48 (27 rows by 48 columns)")
     demo = sub.add_parser("demo", help="make a sample video and run clip-frames on it locally")
     demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
     demo.add_argument("--master", help="Spark master URL (default: local)")
@@ -114,7 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("video", help="video file")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     _allow_playlists(inspect)
+    for command in (clip, video):
+        _say_defaults(command, ClipFramesConfig if command is clip else VideoFramesConfig)
     return parser
+
+
+def _say_defaults(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Append each flag's default, from the options class itself, to its help where the help
+    does not say it already: one source for the defaults, in the help and in the code."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for action in parser._actions:
+        if action.help is None or "default" in action.help or action.dest not in defaults:
+            continue
+        value = defaults[action.dest]
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        elif isinstance(value, tuple) and len(value) == 2:
+            value = "x".join(map(str, value))
+        action.help += f" (default: {value})"
 
 
 def _preview_parser(sub: Any) -> None:
@@ -143,7 +202,9 @@ def _preview_parser(sub: Any) -> None:
     _allow_playlists(preview)
 
 
-_NOT_CONFIG = {"command", "config"}
+#: Flags about the run itself, not options of the extraction: they never reach the config.
+_NOT_CONFIG = {"command", "config", "conf", "log_level", "verbose", "summary_json"}
+LOG_LEVELS = ["ERROR", "WARN", "INFO", "DEBUG"]
 
 #: Flags whose value is a size. ``-1x-1`` (NeMo's ``(-1, -1)``) starts with a dash, and argparse
 #: takes any such word that is not a plain negative number for a flag of its own.
@@ -164,11 +225,33 @@ def _attach_size_values(argv: Sequence[str]) -> list[str]:
 
 def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
     """(command, validated config) from the command line and an optional TOML file."""
+    command, config, _ = parse_run(argv)
+    return command, config
+
+
+def parse_run(argv: Sequence[str]) -> tuple[str, Any, argparse.Namespace]:
+    """(command, validated config, the parsed flags) from the command line and an optional
+    TOML file; the flags carry the run's own settings (``--conf``, ``--log-level``…)."""
     args = build_parser().parse_args(_attach_size_values(argv))
     file_values = load_toml(args.config, args.command) if args.config else {}
     values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     cls = ClipFramesConfig if args.command == "clip-frames" else VideoFramesConfig
-    return args.command, build_config(cls, values, file_values, args.config)
+    config = build_config(cls, values, file_values, args.config)
+    if not config.input or not config.output:
+        raise ValueError("--input and --output are required")
+    spark_conf(args.conf)  # refuses a malformed --conf now, before Spark starts
+    return args.command, config, args
+
+
+def spark_conf(pairs: list[str] | None) -> dict[str, str]:
+    """``["k=v", …]`` from ``--conf`` as a dict; a pair without ``=`` is refused."""
+    conf = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--conf {pair!r}: must look like key=value")
+        conf[key.strip()] = value
+    return conf
 
 
 def output_problem(output: str) -> str | None:
@@ -232,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["vacuum"]:
         return _vacuum(build_parser().parse_args(argv))
     try:
-        command, config = parse_config(argv)
+        command, config, args = parse_run(argv)
     except ValueError as exc:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
@@ -249,11 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"sparkframes: {problem}", file=sys.stderr)
             return 2
     from sparkframes.spark.inputs import InputSchemaError
-    from sparkframes.spark.job import exit_code, run_clip_frames, run_video_frames
+    from sparkframes.spark.job import run_clip_frames, run_video_frames
     from sparkframes.spark.session import get_session
+    from sparkframes.spark.summary import exit_code
 
+    level = args.log_level or ("INFO" if args.verbose else "ERROR")
     try:
-        spark = get_session(config.master, f"sparkframes {command}")
+        spark = get_session(
+            config.master, f"sparkframes {command}", spark_conf(args.conf), log_level=level
+        )
     except Exception as exc:  # PySpark raises a bare runtime error when its JVM will not start
         message = java_problem(exc)
         if message is None:
@@ -272,8 +359,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sparkframes: {message}", file=sys.stderr)
         return 4
-    print(summary.line())
+    _report(summary, args.summary_json)
     return exit_code(summary, config.max_error_rate)
+
+
+def _report(summary: Any, json_path: str | None) -> None:
+    """The summary line, and the JSON summary where asked (``-``: stdout, the line to stderr)."""
+    doc = json.dumps(summary.as_dict(), indent=2)
+    print(summary.line(), file=sys.stderr if json_path == "-" else sys.stdout)
+    if json_path == "-":
+        print(doc)
+    elif json_path:
+        from pathlib import Path
+
+        Path(json_path).write_text(doc + "\n")
 
 
 def _split(values: str | None) -> list[str]:

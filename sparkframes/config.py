@@ -135,8 +135,6 @@ class CommonConfig:
     jpeg_quality: int | None = None  # with jpeg only; None: DEFAULT_JPEG_QUALITY
 
     def validate(self) -> None:
-        if not self.input or not self.output:
-            raise ValueError("--input and --output are required")
         if self.mode not in ("incremental", "overwrite"):
             raise ValueError(f"--mode must be incremental or overwrite, got {self.mode!r}")
         if self.decoder_mode not in DECODER_MODES:

@@ -55,6 +55,18 @@ class ExternalReferenceError(VideoOpenError):
     ``allow_playlists`` an HLS playlist's files must lie under the playlist's own folder."""
 
 
+class MissingVideoPathError(FrameExtractionError):
+    """An input row has no ``video_path`` (null or empty): it gets this error row instead of
+    being dropped silently. Its ``video_path`` in the errors table is empty."""
+
+    stage = "input"
+
+    def __init__(self, video_path: str = "", cause: str = "", *, clip_id: str | None = None):
+        what = f" (clip_id {clip_id!r})" if clip_id is not None else ""
+        Exception.__init__(self, f"an input row has no video_path{what}")
+        self.video_path, self.cause, self.clip_id = "", cause or "no video_path", clip_id
+
+
 class NoVideoStreamError(FrameExtractionError):
     """The container opened but holds no video stream (an audio-only file, say)."""
 

@@ -7,6 +7,8 @@ Pure logic. Times are exact ``Fraction`` seconds with 0 at the first frame's pre
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -114,3 +116,32 @@ def clamp_span(span: ClipSpan, video_path: str, video_end_s: Fraction) -> Clampe
 
 def _fmt_end(end_s: Fraction | None) -> str:
     return "end" if end_s is None else f"{float(end_s)}"
+
+
+#: An input row without a span.
+WHOLE_VIDEO = ClipSpan(Fraction(0), None)
+
+
+def span_of_row(start: float | None, end: float | None, clip_id: str | None) -> ClipSpan:
+    """One input row's span; no span at all is the whole-video marker. A NaN or infinite time
+    makes the span ``invalid`` (an error row for that clip, not the run)."""
+    bad = [
+        f"{name} is {value}"
+        for name, value in (("start_s", start), ("end_s", end))
+        if value is not None and not math.isfinite(float(value))
+    ]
+    if bad:
+        return ClipSpan(Fraction(0), None, clip_id, invalid=f"unusable span: {', '.join(bad)}")
+    return ClipSpan(
+        to_fraction(float(start)) if start is not None else Fraction(0),
+        to_fraction(float(end)) if end is not None else None,
+        clip_id,
+    )
+
+
+def clips_of_rows(spans: Iterable[ClipSpan]) -> tuple[ClipSpan, ...] | None:
+    """A video's distinct spans (in the order given), or None when every row was span-less:
+    the whole video, or fixed-stride clips. Where rows with and without a span are mixed, the
+    whole-video marker stays among the spans."""
+    distinct = tuple(dict.fromkeys(spans))
+    return None if distinct in ((), (WHOLE_VIDEO,)) else distinct

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def _frames(video: str, run: str, n: int) -> pa.RecordBatch:
             "width": 2,
             "decoder": "ffmpeg_cpu",
             "frame": bytes(12),
+            "frame_encoding": "raw",
         }
         for i in range(n)
     ]
@@ -111,8 +113,12 @@ def _commit_at_once(output: str) -> list[tuple[int, int, int]]:
     ]
     for p in procs:
         p.start()
+    deadline = time.monotonic() + 240
     for p in procs:
-        p.join(timeout=240)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
     assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
     return [results.get(timeout=5) for _ in procs]
 

@@ -23,12 +23,14 @@ from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.errors import DecoderCrashError, InternalError
 from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.isolation import run_isolated
-from sparkframes.spark.job import exit_code, run_clip_frames
-from sparkframes.spark.tasks import KILL_FIRST_ATTEMPT_CONF
-from sparkframes.table.delta import TableLocation
+from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.summary import exit_code
+from sparkframes.table.delta import TableLocation, vacuum
 from sparkframes.table.reader import read_errors, read_table
 from sparkframes.table.state import MAX_TRANSIENT_TRIES, read_state
 from tests.cluster import REPO, SPARK_HOME, spark_env
+from tests.spark_faults import DAEMON_CONF
+from tests.spark_faults import ENV as FAULTS_ENV
 
 KEY = ["video_path", "clip_id", "target_fps", "frame_index"]
 
@@ -153,18 +155,35 @@ def test_a_crashing_decoder_process_costs_one_video(tmp_path):
     assert isinstance(error, DecoderCrashError) and "signal 9" in str(error)
 
 
-def test_killed_python_worker_is_retried_without_duplicates(spark, tmp_path, catalog):
+def _submitted_run(tmp_path: Path, inputs: str, output: Path, faults: str) -> None:
+    """A spark-submit run whose chosen tasks' first attempts go wrong (tests/spark_faults.py)."""
+    proc = _submit_local(
+        ["--input", inputs, "--output", str(output), "--partitions", "2"],
+        DAEMON_CONF,
+        {FAULTS_ENV: faults},
+    )
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+
+
+@pytest.mark.parametrize("faults", ["kill=0,1", "fail=0,1"])
+def test_retried_attempts_add_no_duplicates_and_lose_nothing(spark, tmp_path, catalog, faults):
+    """Each task's first attempt writes its files and then kills its Python worker (or raises):
+    Spark retries it, and only the retry's files are committed."""
     videos = [str(catalog[n]) for n in ("h264_mp4", "hevc_mp4", "vp9_webm", "ntsc_mp4")]
     inputs = write_input(tmp_path / "in.parquet", videos)
     run(spark, inputs, tmp_path / "clean", partitions=2)
-    spark.conf.set(KILL_FIRST_ATTEMPT_CONF, "0,1")
-    try:
-        run(spark, inputs, tmp_path / "killed", partitions=2)
-    finally:
-        spark.conf.unset(KILL_FIRST_ATTEMPT_CONF)
-    assert rows(tmp_path / "killed").equals(rows(tmp_path / "clean"))
-    listed = DeltaTable(str(tmp_path / "killed")).file_uris()
+    _submitted_run(tmp_path, inputs, tmp_path / "faulty", faults)
+    assert rows(tmp_path / "faulty").equals(rows(tmp_path / "clean"))
+    listed = DeltaTable(str(tmp_path / "faulty")).file_uris()
     assert len(listed) == len(DeltaTable(str(tmp_path / "clean")).file_uris())
+    # The first attempts' files are on disk, in no version, until a vacuum deletes them.
+    on_disk = set(map(str, (tmp_path / "faulty").rglob("purpose=*/*.parquet")))
+    assert on_disk > set(listed)
+    removed = vacuum(TableLocation.of(str(tmp_path / "faulty")), retention_hours=0)
+    assert len(removed["frames"]) == len(on_disk) - len(listed)
+    assert set(map(str, (tmp_path / "faulty").rglob("purpose=*/*.parquet"))) == set(listed)
+    assert rows(tmp_path / "faulty").equals(rows(tmp_path / "clean"))
 
 
 def test_the_same_run_twice_gives_identical_content(spark, tmp_path, catalog):
@@ -197,7 +216,9 @@ def test_names_never_escape_the_output(spark, tmp_path, catalog):
         build_config(ClipFramesConfig, {"input": inputs, "output": "o", "purpose": "../x"})
 
 
-def _submit_local(args: list[str], conf: dict[str, str]) -> subprocess.Popen:
+def _submit_local(
+    args: list[str], conf: dict[str, str], env: dict[str, str] | None = None
+) -> subprocess.Popen:
     cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", "local[2,4]"]
     for k, v in conf.items():
         cmd += ["--conf", f"{k}={v}"]
@@ -207,7 +228,7 @@ def _submit_local(args: list[str], conf: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=spark_env(),
+        env=spark_env(env),
         start_new_session=True,
     )
 
@@ -224,7 +245,8 @@ def test_killed_driver_leaves_the_previous_table_and_the_next_run_completes(tmp_
     # Second run, with slow tasks: kill the driver once tasks have written files.
     proc = _submit_local(
         ["--input", write_input(tmp_path / "b.parquet", more), *args],
-        {"spark.sparkframes.test.slowFirstAttempt": "0,1,2,3,4"},
+        DAEMON_CONF,
+        {FAULTS_ENV: "slow=0,1,2,3,4"},
     )
 
     def written() -> set[Path]:
@@ -266,7 +288,8 @@ def test_speculative_attempts_change_nothing(tmp_path, catalog):
         "spark.speculation.minTaskRuntime": "500ms",
         "spark.speculation.efficiency.enabled": "false",
         # Attempt 0 of partition 3 writes its files, then stalls: a speculative copy overtakes.
-        "spark.sparkframes.test.slowFirstAttempt": "3",
+        **DAEMON_CONF,
+        f"spark.executorEnv.{FAULTS_ENV}": "slow=3",
         "spark.executor.memory": "1g",
     }
     # Two workers on two loopback hosts, one core each: the copy runs beside the stalled original.

@@ -18,7 +18,6 @@ from deltalake import DeltaTable
 from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
 from sparkframes.spark.job import run_clip_frames
-from sparkframes.spark.tasks import FAIL_FIRST_ATTEMPT_CONF
 from sparkframes.table.delta import TableLocation, vacuum
 from sparkframes.table.reader import (
     frames_to_numpy,
@@ -253,30 +252,6 @@ def test_new_purpose_is_added_without_redoing_others(spark, tmp_path, inputs):
     assert read_table(str(out), purpose="embeddings").drop_columns(["frame"]).equals(emb)
 
 
-def test_failed_attempts_leave_no_duplicates(spark, tmp_path, inputs):
-    clean, retried = tmp_path / "clean", tmp_path / "retried"
-    run(spark, inputs, clean, partitions=3)
-    spark.conf.set(FAIL_FIRST_ATTEMPT_CONF, "0,1,2")
-    try:
-        run(spark, inputs, retried, partitions=3)
-    finally:
-        spark.conf.unset(FAIL_FIRST_ATTEMPT_CONF)
-    cols = ["video_path", "clip_id", "target_fps", "frame_index", "pts_s"]
-    a = read_table(str(clean), columns=cols).sort_by([(c, "ascending") for c in cols])
-    b = read_table(str(retried), columns=cols).sort_by([(c, "ascending") for c in cols])
-    assert a.equals(b) and a.num_rows > 0
-    assert len(table_files(retried)) == len(table_files(clean))
-    # The failed attempts' files are on disk, listed by no version, until a vacuum.
-    on_disk = {str(p) for p in (retried / "purpose=embeddings").glob("*.parquet")}
-    assert on_disk > set(table_files(retried))
-    removed = vacuum(TableLocation.of(str(retried)), retention_hours=0)
-    assert len(removed["frames"]) == len(on_disk) - len(table_files(retried))
-    assert {str(p) for p in (retried / "purpose=embeddings").glob("*.parquet")} == set(
-        table_files(retried)
-    )
-    assert read_table(str(retried), columns=cols).num_rows == a.num_rows
-
-
 def test_uncommitted_files_are_invisible_and_vacuum_keeps_recent_ones(spark, tmp_path, inputs):
     """A file an attempt wrote into the table whose run then died: no Delta reader sees it, and
     vacuum deletes it only after the retention period (a run in progress keeps its files)."""
@@ -328,14 +303,15 @@ def test_spark_and_pyarrow_read_an_input_folder_alike(spark, tmp_path, catalog):
     write_input(folder / "part-0.parquet", rows[:1])
     write_input(folder / "part-1.parquet", rows[1:])
     (folder / "_SUCCESS").write_text("")  # what Spark writers leave; no reader may choke on it
-    videos, _ = read_input(spark, str(folder))
-    assert sorted(v.video_path for v in videos) == sorted(r["video_path"] for r in rows)
-    by_spark = sorted(_read_with_spark(spark, str(folder)), key=lambda r: r["video_path"])
-    assert by_spark == sorted(rows, key=lambda r: r["video_path"])
+    def as_rows(df) -> list[dict]:
+        return sorted((r.asDict() for r in df.collect()), key=lambda r: r["video_path"])
+
+    want = sorted(rows, key=lambda r: r["video_path"])
+    assert as_rows(read_input(spark, str(folder))) == want  # read with pyarrow
+    assert as_rows(_read_with_spark(spark, str(folder))) == want
     # Hadoop's "file:/path" is no path pyarrow finds: Spark reads it, as it would read a path on
     # the cluster's default filesystem.
-    videos_via_spark, _ = read_input(spark, f"file:{folder}")
-    assert sorted(v.video_path for v in videos_via_spark) == sorted(r["video_path"] for r in rows)
+    assert as_rows(read_input(spark, f"file:{folder}")) == want
 
 
 def test_category_columns_from_pandas_are_strings(spark, tmp_path, catalog):
@@ -347,10 +323,12 @@ def test_category_columns_from_pandas_are_strings(spark, tmp_path, catalog):
         }
     )
     pq.write_table(table, tmp_path / "in.parquet")
-    videos, _ = read_input(spark, str(tmp_path / "in.parquet"))
-    assert [(v.video_path, [c.clip_id for c in v.clips]) for v in videos] == [
-        (str(catalog["h264_mp4"]), ["a", "b"])
-    ]
+    videos = read_input(spark, str(tmp_path / "in.parquet"))
+    assert dict(videos.dtypes) == {"video_path": "string", "clip_id": "string"}
+    assert sorted(r["clip_id"] for r in videos.collect()) == ["a", "b"]
+    summary = run(spark, str(tmp_path / "in.parquet"), tmp_path / "out", target_res="24x32")
+    assert (summary.videos_processed, summary.videos_failed) == (1, 0)
+    assert set(read_table(str(tmp_path / "out"))["clip_id"].to_pylist()) == {"a", "b"}
 
 
 def test_mixed_native_shapes_are_read_per_shape(spark, tmp_path, catalog):

@@ -3,49 +3,75 @@ asks for as many cpus as the decoder runs threads.
 
 Spark assigns the GPU; the task reads its address from ``TaskContext.resources()`` and decodes
 there (Spark does not set CUDA_VISIBLE_DEVICES). Local mode rejects resource profiles, so there
-the stage runs without one and the task uses GPU 0.
+the stage runs without one and the task uses GPU 0. Everything here reads the session's
+configuration, so it works the same on a classic and a Spark Connect session.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-from pyspark import SparkContext, TaskContext
+from pyspark import TaskContext
 from pyspark.resource import ResourceProfile, ResourceProfileBuilder, TaskResourceRequests
+from pyspark.sql import SparkSession
 
 from sparkframes.decoding.backends import AUTO, GPU_MODES
 
 
-def is_local(sc: SparkContext) -> bool:
-    return sc.master.startswith("local")
+def _conf(spark: SparkSession, key: str, default: str) -> str:
+    value = spark.conf.get(key, default)
+    return default if value is None else value
 
 
-def executors_have_gpus(sc: SparkContext) -> bool:
+def is_local(spark: SparkSession) -> bool:
+    return _conf(spark, "spark.master", "").startswith("local")
+
+
+def executors_have_gpus(spark: SparkSession) -> bool:
     """Whether executors are configured with GPUs (else a GPU request could never be met)."""
-    return float(sc.getConf().get("spark.executor.resource.gpu.amount", "0") or 0) > 0
+    return float(_conf(spark, "spark.executor.resource.gpu.amount", "0") or 0) > 0
 
 
-def wants_gpu(sc: SparkContext, decoder_mode: str) -> bool:
+def wants_gpu(spark: SparkSession, decoder_mode: str) -> bool:
     """GPU modes ask for GPUs; ``auto`` only where executors have them."""
     if decoder_mode in GPU_MODES:
-        return executors_have_gpus(sc)
-    return decoder_mode == AUTO and executors_have_gpus(sc)
+        return executors_have_gpus(spark)
+    return decoder_mode == AUTO and executors_have_gpus(spark)
+
+
+def default_parallelism(spark: SparkSession) -> int:
+    """Tasks the cluster runs at once, as far as the session can tell: ``local[N]``'s N, else
+    ``spark.default.parallelism``, else the classic context's own count."""
+    master = _conf(spark, "spark.master", "")
+    if master.startswith("local["):
+        cores = master[len("local[") :].split(",")[0].rstrip("]")
+        if cores.isdigit():
+            return int(cores)
+    configured = _conf(spark, "spark.default.parallelism", "")
+    if configured.isdigit():
+        return int(configured)
+    try:
+        return spark.sparkContext.defaultParallelism  # classic sessions only
+    except Exception:  # a Connect session has no SparkContext
+        import os
+
+        return os.cpu_count() or 2
 
 
 def stage_profile(
-    sc: SparkContext, decoder_mode: str, task_cpus: int, streams_per_gpu: int
+    spark: SparkSession, decoder_mode: str, task_cpus: int, streams_per_gpu: int
 ) -> ResourceProfile | None:
     """The ResourceProfile for the extraction stage, or None where Spark's defaults serve.
 
     ``task_cpus`` 0 means the cluster's ``spark.task.cpus``. A GPU task asks for
     ``1 / streams_per_gpu`` of a GPU, so that many decodes share one card.
     """
-    if is_local(sc):
+    if is_local(spark):
         return None
-    gpu = wants_gpu(sc, decoder_mode)
+    gpu = wants_gpu(spark, decoder_mode)
     if not gpu and task_cpus <= 0:
         return None
-    cpus = task_cpus if task_cpus > 0 else int(sc.getConf().get("spark.task.cpus", "1"))
+    cpus = task_cpus if task_cpus > 0 else int(_conf(spark, "spark.task.cpus", "1"))
     requests = TaskResourceRequests().cpus(cpus)
     if gpu:
         requests = requests.resource("gpu", float(Fraction(1, max(1, streams_per_gpu))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 from pyspark.sql import SparkSession
 
@@ -11,15 +12,52 @@ from pyspark.sql import SparkSession
 DEFAULT_LOCAL_MASTER = "local[*,4]"
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no SparkContext, no RDDs)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 def launched_by_spark_submit() -> bool:
     """spark-submit starts the Python driver with a gateway to its JVM already running."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+#: Spark's console logging for sessions sparkframes starts: WARN and INFO lines from the JVM
+#: (start-up notices, native-library warnings) bury the run's own output, so by default only
+#: errors show; ``--log-level`` or ``-v`` bring the rest back.
+_LOG4J2 = """\
+rootLogger.level = {level}
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+"""
+
+
+def _log_config(level: str) -> str:
+    """A log4j2 configuration file for ``level`` (written once, in the temp folder)."""
+    path = os.path.join(tempfile.gettempdir(), f"sparkframes-log4j2-{level.lower()}.properties")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(_LOG4J2.format(level=level))
+        os.replace(tmp, path)
+    return path
+
+
 def get_session(
-    master: str | None, app_name: str, conf: dict[str, str] | None = None
+    master: str | None,
+    app_name: str,
+    conf: dict[str, str] | None = None,
+    log_level: str | None = None,
 ) -> SparkSession:
-    """A session on ``master``; spark-submit's own when launched by it and no master is given."""
+    """A session on ``master``; spark-submit's own when launched by it and no master is given.
+
+    ``log_level`` (ERROR, WARN, INFO, DEBUG) sets Spark's console logging, from the JVM's start
+    where this call starts it.
+    """
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
@@ -37,6 +75,14 @@ def get_session(
         builder = builder.config(
             "spark.ui.enabled", os.environ.get("SPARKFRAMES_SPARK_UI", "false")
         )
-    for key, value in (conf or {}).items():
+    conf = dict(conf or {})
+    if log_level and not launched_by_spark_submit():
+        option = f"-Dlog4j2.configurationFile=file:{_log_config(log_level)}"
+        given = conf.get("spark.driver.extraJavaOptions", "")
+        conf["spark.driver.extraJavaOptions"] = f"{given} {option}".strip()
+    for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    if log_level and not is_connect(spark):
+        spark.sparkContext.setLogLevel(log_level)
+    return spark

@@ -1,44 +1,42 @@
-"""What an executor task does with its partition of videos: extract, write files, report.
+"""What an executor task does with its videos: extract them, then write files or hand out frames.
 
-Runs in the Python worker. It writes Parquet itself (pyarrow) straight into the Delta tables,
-under names no other attempt uses, and hands the driver only a small description of what it
-wrote: no pixels cross Spark's bridge, and the driver decides which attempts' files the commit
-lists (until then no Delta reader sees them).
+The functions here run in Spark's Python workers, under ``mapInArrow``:
+
+* ``files_function``: the table write. A task extracts its videos, writes Parquet itself
+  (pyarrow) straight into the Delta tables under names no other attempt uses, and returns one
+  small row describing what it wrote: no pixels cross Spark's bridge, and the driver decides
+  which attempts' files the commit lists (until then no Delta reader sees them).
+* ``frames_function``: the lazy DataFrame of frames (``sparkframes.spark.clip_frames``). The
+  frames themselves are the task's output rows.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import time
+import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from sparkframes.clip_frames import extract_clip_frames
+from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
-from sparkframes.errors import InternalError
+from sparkframes.errors import InternalError, MissingVideoPathError
 from sparkframes.extraction import Extraction, ExtractOptions
 from sparkframes.isolation import run_inline, run_isolated
-from sparkframes.spans import ClipSpan, FixedStride
+from sparkframes.spans import WHOLE_VIDEO, ClipSpan
+from sparkframes.spark.planning import spans_to_clips
 from sparkframes.spark.progress import write_progress
-from sparkframes.specs import SCENE_PURPOSE, ExtractionSpec
 from sparkframes.table.commit import AttemptResult
 from sparkframes.table.delta import ERRORS, TableLocation
-from sparkframes.table.encodings import RAW_FRAMES, FrameEncoding
 from sparkframes.table.files import AttemptWriter
-from sparkframes.table.schema import errors_to_batch
+from sparkframes.table.schema import FRAMES_TABLE_SCHEMA, errors_to_batch
 from sparkframes.table.state import UnitState
 from sparkframes.video_frames import extract_video_frames
 
-#: Test hooks (Spark confs, comma-separated partition ids): attempt 0 of the listed partitions
-#: raises (FAIL) or kills its own Python worker with SIGKILL (KILL) after writing its files, so
-#: tests can check that a retried attempt never adds duplicate or loses rows.
-FAIL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.failFirstAttempt"
-KILL_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.killFirstAttempt"
-#: ...or stalls for SLOW_ATTEMPT_S after writing its files (to let speculation overtake it, or a
-#: test kill the driver while uncommitted files are there).
-SLOW_FIRST_ATTEMPT_CONF = "spark.sparkframes.test.slowFirstAttempt"
-SLOW_ATTEMPT_S = 30.0
+#: The one column of ``files_function``'s output: an attempt's result, pickled.
+RESULT_COLUMN = "attempt"
+RESULT_SCHEMA = pa.schema([pa.field(RESULT_COLUMN, pa.binary(), False)])
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,19 @@ class VideoWork:
     @property
     def purposes(self) -> list[str]:
         return list(self.request_keys)
+
+    @classmethod
+    def from_row(cls, row: dict, purposes: list[str] | None = None) -> VideoWork:
+        """From a row of ``planning.works`` (or, given ``purposes``, of ``planning.videos_of``)."""
+        keys = dict(row["request_keys"]) if purposes is None else dict.fromkeys(purposes, "")
+        return cls(
+            row["video_path"],
+            row.get("video_size", -1),
+            row.get("video_mtime_ns", -1),
+            spans_to_clips(row["spans"]),
+            keys,
+            row.get("transient_failures") or 0,
+        )
 
 
 @dataclass
@@ -77,30 +88,37 @@ class VideoOutcome:
 class TaskSettings:
     """Everything a task needs besides its videos; pickled once per task.
 
-    ``kind`` is ``clips`` (clip frames for ``specs``) or ``video`` (every frame at
-    ``output_hw`` for ``video_purpose``).
+    ``options`` is the run's options object as the user gave it (command line, config file or
+    keyword arguments), unchanged.
     """
 
     run_id: str
     output: str  # the table, as the user gave it (each executor resolves it itself)
-    kind: str = "clips"
-    specs: tuple[ExtractionSpec, ...] = ()
-    stride: FixedStride | None = None
-    output_hw: tuple[int, int] = (27, 48)
-    video_purpose: str = SCENE_PURPOSE
-    decoder_mode: str = "ffmpeg_cpu"
-    no_fallback: bool = False
-    batch_size: int = 64
-    skip_loop_filter: str = "none"
-    frame_encoding: FrameEncoding = RAW_FRAMES
-    allow_playlists: bool = False
-    threads: int = 0  # 0: the task's cpus
-    max_pixels: int = 8192 * 8192
-    video_timeout_s: float = 0.0  # > 0: each video in a child process, killed at the limit
+    options: CommonConfig
     progress_dir: str | None = None  # local runs: where tasks leave their counts
-    fail_first_attempt: tuple[int, ...] = ()  # test hook, see FAIL_FIRST_ATTEMPT_CONF
-    kill_first_attempt: tuple[int, ...] = ()  # test hook, see KILL_FIRST_ATTEMPT_CONF
-    slow_first_attempt: tuple[int, ...] = ()  # test hook, see SLOW_FIRST_ATTEMPT_CONF
+
+    @property
+    def purposes(self) -> list[str]:
+        if isinstance(self.options, ClipFramesConfig):
+            return list(self.options.purpose)
+        return [self.options.purpose]
+
+
+def extract_options(options: CommonConfig) -> ExtractOptions:
+    """How this task decodes: the run's options, the task's cpus, the GPU Spark assigned."""
+    from sparkframes.spark.resources import assigned_gpu
+
+    gpu_id, _ = assigned_gpu()
+    return ExtractOptions(
+        threads=options.decoder_threads or _task_cpus(),
+        max_pixels=options.max_pixels,
+        decoder=choose_decoder(options.decoder_mode, gpu_id, no_fallback=options.no_fallback),
+        no_fallback=options.no_fallback,
+        batch_size=options.batch_size,
+        skip_loop_filter=options.skip_loop_filter,
+        frame_encoding=options.encoding(),
+        allow_playlists=options.allow_playlists,
+    )
 
 
 def run_partition(
@@ -116,24 +134,18 @@ def run_partition(
         loc.root_of(ERRORS),
         f"part-{settings.run_id}-{partition_id:05d}-a{attempt}-t{attempt_id}",
     )
-    gpu_id, gpu_address = assigned_gpu()
-    options = ExtractOptions(
-        threads=settings.threads or _task_cpus(),
-        max_pixels=settings.max_pixels,
-        decoder=choose_decoder(settings.decoder_mode, gpu_id, no_fallback=settings.no_fallback),
-        no_fallback=settings.no_fallback,
-        batch_size=settings.batch_size,
-        skip_loop_filter=settings.skip_loop_filter,
-        frame_encoding=settings.frame_encoding,
-        allow_playlists=settings.allow_playlists,
-    )
+    _, gpu_address = assigned_gpu()
+    options = extract_options(settings.options)
     result = AttemptResult()
     outcomes = []
     counts = {"videos": 0, "frames": 0, "errors": 0}
     for work in works:
-        outcome = _run_video(work, settings, options, writer)
+        outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
+        errors = _extract(work, settings.options, options, outcome, writer.write_frames)
+        for purpose in work.purposes if errors else []:
+            batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
+            writer.write_errors(batch, work.video_path, purpose)
         writer.end_video()
-        outcome.gpu_address = gpu_address
         outcomes.append(outcome)
         if settings.progress_dir:
             counts["videos"] += 1
@@ -154,40 +166,45 @@ def run_partition(
                 )
             )
     result.frame_files, result.error_files = writer.close()
-    if attempt == 0 and partition_id in settings.slow_first_attempt:
-        time.sleep(SLOW_ATTEMPT_S)
-    if attempt == 0 and partition_id in settings.kill_first_attempt:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if attempt == 0 and partition_id in settings.fail_first_attempt:
-        raise RuntimeError(f"test hook: failing attempt 0 of partition {partition_id}")
     return result, outcomes
 
 
-def _extraction(work: VideoWork, settings: TaskSettings, options: ExtractOptions) -> Extraction:
-    if settings.kind == "video":
+def _extraction(work: VideoWork, options: CommonConfig, extract: ExtractOptions) -> Extraction:
+    if isinstance(options, VideoFramesConfig):
         return extract_video_frames(
-            work.video_path, settings.output_hw, purpose=settings.video_purpose, options=options
+            work.video_path, options.output_hw, purpose=options.purpose, options=extract
         )
-    specs = [s for s in settings.specs if s.purpose in work.request_keys]
+    specs = [s for s in options.specs() if s.purpose in work.request_keys]
     return extract_clip_frames(
-        work.video_path, specs, work.clips, stride=settings.stride, options=options
+        work.video_path, specs, work.clips, stride=options.stride(), options=extract
     )
 
 
-def _run_video(
-    work: VideoWork, settings: TaskSettings, options: ExtractOptions, writer: AttemptWriter
-) -> VideoOutcome:
-    outcome = VideoOutcome(work.video_path)
-    extraction = _extraction(work, settings, options)
+def _extract(
+    work: VideoWork,
+    options: CommonConfig,
+    extract: ExtractOptions,
+    outcome: VideoOutcome,
+    sink: Callable[[str, pa.RecordBatch, str], None],
+) -> list[BaseException]:
+    """Extract one video into ``sink(purpose, batch, video_path)``, filling ``outcome``; the
+    errors to record. A failure costs this video only (``--no-fallback`` excepted)."""
+    if not work.video_path:  # input rows without a path: an error row each, nothing to open
+        errors: list[BaseException] = [
+            MissingVideoPathError(clip_id=c.clip_id) for c in (work.clips or [WHOLE_VIDEO])
+        ]
+        outcome.errors, outcome.failed = len(errors), True
+        return errors
+    extraction = _extraction(work, options, extract)
     batches = (
-        run_isolated(extraction, settings.video_timeout_s)
-        if settings.video_timeout_s > 0
+        run_isolated(extraction, options.video_timeout_s)
+        if options.video_timeout_s > 0
         else run_inline(extraction)
     )
-    errors: list[BaseException] = []
+    errors = []
     try:
         for purpose, batch in batches:
-            writer.write_frames(purpose, batch, work.video_path)
+            sink(purpose, batch, work.video_path)
             outcome.frames_by_purpose[purpose] = (
                 outcome.frames_by_purpose.get(purpose, 0) + batch.num_rows
             )
@@ -197,10 +214,6 @@ def _run_video(
         errors.append(InternalError.from_exception(work.video_path, exc))
     report = extraction.report
     errors = [*report.errors, *errors]
-    if errors:
-        for purpose in work.purposes:
-            batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
-            writer.write_errors(batch, work.video_path, purpose)
     outcome.clips = report.clips
     outcome.errors = len(errors)
     outcome.failed = bool(errors) and not outcome.frames_by_purpose
@@ -208,7 +221,7 @@ def _run_video(
     outcome.seconds = report.seconds
     outcome.frames_decoded = report.decode.frames_decoded
     outcome.decoder = report.decoder
-    return outcome
+    return errors
 
 
 def _task_cpus() -> int:
@@ -218,16 +231,56 @@ def _task_cpus() -> int:
     return max(1, ctx.cpus()) if ctx is not None else 1
 
 
-def partition_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
-    """The function ``mapPartitions`` runs: one element per partition, a list of works."""
+def _rows(batches: Iterator[pa.RecordBatch]) -> Iterator[dict]:
+    for batch in batches:
+        yield from batch.to_pylist()
 
-    def run(items: Iterator[list[VideoWork]]) -> Iterator[tuple[AttemptResult, list]]:
+
+def files_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
+    """What ``mapInArrow`` runs for the table write: the works of one partition in, one row with
+    the attempt's result out."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
-        works = [w for chunk in items for w in chunk]
-        yield run_partition(
+        works = [VideoWork.from_row(row) for row in _rows(batches)]
+        result = run_partition(
             works, settings, ctx.partitionId(), ctx.attemptNumber(), ctx.taskAttemptId()
         )
+        yield pa.RecordBatch.from_pydict({RESULT_COLUMN: [pickle.dumps(result)]}, RESULT_SCHEMA)
 
     return run
+
+
+def frames_function(options: CommonConfig) -> Callable[[Iterator], Iterator]:
+    """What ``mapInArrow`` runs for the lazy frames DataFrame: videos in, their frames out, with
+    their purpose. A video that fails gives no rows (its errors go to the task's log)."""
+    purposes = TaskSettings("", "", options).purposes
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import logging
+
+        extract = extract_options(options)
+        out: list[pa.RecordBatch] = []
+
+        def sink(purpose: str, batch: pa.RecordBatch, _video: str) -> None:
+            column = pa.array([purpose] * batch.num_rows, pa.string())
+            out.append(
+                pa.RecordBatch.from_arrays([*batch.columns, column], schema=FRAMES_TABLE_SCHEMA)
+            )
+
+        for row in _rows(batches):
+            work = VideoWork.from_row(row, purposes)
+            errors = _extract(work, options, extract, VideoOutcome(work.video_path), sink)
+            for error in errors:
+                logging.getLogger("sparkframes").warning("%s: %s", type(error).__name__, error)
+            yield from out
+            out.clear()
+
+    return run
+
+
+def attempt_results(rows: list) -> list[tuple[AttemptResult, list[VideoOutcome]]]:
+    """The results ``files_function`` returned, from the rows the driver collected."""
+    return [pickle.loads(row[RESULT_COLUMN]) for row in rows]

@@ -142,7 +142,15 @@ class _UnitFile:
             self.writer.fs.create_dir(posixpath.dirname(path))
             self._sink = self.writer.fs.open_output_stream(path)
             self._parquet = pq.ParquetWriter(self._sink, FRAMES_SCHEMA, **FRAMES_PARQUET_OPTIONS)
-        self._parquet.write_table(pa.Table.from_batches(self._pending, FRAMES_SCHEMA))
+        try:
+            self._parquet.write_table(pa.Table.from_batches(self._pending, FRAMES_SCHEMA))
+        except BaseException:
+            # Close the stream now: an object-store stream left to the garbage collector may
+            # wait on its upload forever. The file stays unlisted, for vacuum.
+            self._parquet.close()
+            self._sink.close()
+            self._parquet, self._sink = None, None
+            raise
         # Statistics need the metadata columns only: keep those, not the pixels.
         self._file_batches.extend(b.drop_columns(["frame"]) for b in self._pending)
         self._file_bytes += self._pending_bytes

@@ -1,9 +1,9 @@
-"""The incremental state: one row per (video, purpose) unit in ``OUT/_state``, and the rule that
-reads it. Pure apart from ``read_state``.
+"""The incremental state: one row per (video, purpose) unit in ``OUT/_state``.
 
-A unit is up to date when its video file has the size and mtime it had when the unit was last
-extracted and the same thing is asked of it (the request key), unless its last failure may pass
-by itself (a time limit, a crash, a store out of reach) and it has not failed so three runs in a
+The rule that reads it (applied in Spark, ``spark/planning.out_of_date``): a unit is up to date
+when its video file has the size and mtime it had when the unit was last extracted and the same
+thing is asked of it (the request key), unless its last failure may pass by itself (a time
+limit, a crash, a store out of reach) and it has not failed so ``MAX_TRANSIENT_TRIES`` runs in a
 row: a video that always runs past the time limit must not hold a task for an hour every night.
 """
 
@@ -47,21 +47,6 @@ class UnitState:
         return "partial" if self.frames else "failed"
 
 
-def is_up_to_date(
-    committed: UnitState | None, video_size: int, video_mtime_ns: int, request_key: str
-) -> bool:
-    """The rule of the module docstring."""
-    if committed is None:
-        return False
-    same = (committed.video_size, committed.video_mtime_ns, committed.request_key) == (
-        video_size,
-        video_mtime_ns,
-        request_key,
-    )
-    retry = 0 < committed.transient_failures < MAX_TRANSIENT_TRIES
-    return same and not retry
-
-
 def state_rows(states: list[UnitState], run_id: str) -> pa.Table:
     """Rows of ``STATE_SCHEMA``."""
     return pa.Table.from_pylist(
@@ -84,12 +69,18 @@ def state_rows(states: list[UnitState], run_id: str) -> pa.Table:
     )
 
 
-def read_state(loc: TableLocation, version: int | None = None) -> dict[Unit, UnitState]:
-    """The committed state of every unit (empty for a table that has none yet)."""
+def read_state_table(loc: TableLocation, version: int | None = None) -> pa.Table:
+    """The committed state, one row per unit, as stored (empty for a table without one yet)."""
     try:
-        table = read_rows(loc, STATE, version=version)
+        return read_rows(loc, STATE, version=version)
     except TableNotFoundError:
-        return {}
+        return STATE_SCHEMA.empty_table()
+
+
+def read_state(loc: TableLocation, version: int | None = None) -> dict[Unit, UnitState]:
+    """The committed state of every unit, as objects (for tests and tools; a run reads the
+    table with ``read_state_table`` and decides in Spark)."""
+    table = read_state_table(loc, version)
     fields = [f.name for f in STATE_SCHEMA if f.name not in ("status", "run_id")]
     return {
         (row["video_path"], row["purpose"]): UnitState(**{k: row[k] for k in fields})

@@ -1,0 +1,75 @@
+"""What was asked of a (video, purpose) unit, as a short fingerprint. Pure.
+
+An incremental run redoes a unit when its key changes: same key, same rows. The key covers
+everything that changes the rows or what is stored: rates, policy, size, min-frames, spans and
+clip ids, the stride (where it applies), and the settings that change pixels or what may be
+read (the loop filter, the frame encoding, playlists). The decoder mode is not in it: every
+decoder gives the same frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
+from sparkframes.specs import ExtractionSpec
+
+
+def fingerprint(doc: dict) -> str:
+    """A short stable hash of a JSON-able request description."""
+    return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def request_key(
+    spec: ExtractionSpec, clips: tuple[ClipSpan, ...] | None, stride: FixedStride | None
+) -> str:
+    """A fingerprint of what clip-frames asks of one (video, purpose)."""
+    doc = {
+        "rates": [str(r) for r in spec.rates],
+        "policy": spec.policy.value,
+        "target_res": list(spec.target_res),
+        "min_frames": spec.min_frames,
+        "clips": None
+        if clips is None
+        else [[c.clip_id, str(c.start_s), str(c.end_s), *_invalid(c)] for c in clips],
+        # Stride cuts every span-less clip (the whole-video marker, alone or among spans).
+        "stride": None
+        if stride is None or (clips is not None and not any(is_whole_video(c) for c in clips))
+        else [
+            str(stride.clip_len_s),
+            str(stride.stride_s),
+            str(stride.min_clip_len_s),
+            stride.limit_clips,
+        ],
+    }
+    return fingerprint(doc)
+
+
+def _invalid(clip: ClipSpan) -> list[str]:
+    return [] if clip.invalid is None else [clip.invalid]
+
+
+def pixels_key(key: str, config: CommonConfig) -> str:
+    """``key`` extended by the settings that change what is stored (the decoder's loop filter,
+    the frame encoding, whether playlists may be opened), so that changing one re-extracts;
+    with the defaults it is ``key`` unchanged."""
+    doc: dict = {}
+    if config.skip_loop_filter != "none":
+        doc["skip_loop_filter"] = config.skip_loop_filter
+    if config.allow_playlists:
+        doc["allow_playlists"] = True
+    doc.update(config.encoding().key() or {})
+    return fingerprint({"request": key, **doc}) if doc else key
+
+
+def unit_keys(config: CommonConfig, clips: tuple[ClipSpan, ...] | None) -> dict[str, str]:
+    """Purpose -> request key of one video with ``clips`` (None: whole video / stride)."""
+    if isinstance(config, ClipFramesConfig):
+        stride = config.stride()
+        return {
+            s.purpose: pixels_key(request_key(s, clips, stride), config) for s in config.specs()
+        }
+    assert isinstance(config, VideoFramesConfig)
+    return {config.purpose: pixels_key(fingerprint({"output_hw": list(config.output_hw)}), config)}

@@ -1,0 +1,116 @@
+"""sparkframes from a notebook or a pipeline: frames as a lazy Spark DataFrame, and the table
+write, on a classic or a Spark Connect session.
+
+Keyword options are the command line's flags with underscores and Python values
+(``purpose=["embeddings"]``, ``target_fps=[1, 2]``, ``target_res=(224, 224)``,
+``output_hw=(27, 48)``, ``decoder_mode="pynvc"``, …), with the same defaults, and bad values are
+refused with the same messages, before any Spark job runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig, build_config
+from sparkframes.spark import planning
+from sparkframes.spark.job import run
+from sparkframes.spark.resources import stage_profile
+from sparkframes.spark.summary import RunSummary
+from sparkframes.spark.tasks import frames_function
+from sparkframes.table.schema import FRAMES_TABLE_SCHEMA
+
+#: Flags that belong to the command line, not to a call: the session is the caller's, and the
+#: input and output are arguments of their own.
+_NOT_OPTIONS = ("input", "output", "master", "mode")
+
+
+def clip_frames(videos: DataFrame, **options: Any) -> DataFrame:
+    """Frames sampled from each video's clips, one row per frame, lazily.
+
+    ``videos`` has the input table's columns (``video_path``; optionally ``clip_id``,
+    ``start_s``, ``end_s``). The result has the frames table's columns plus ``purpose``, and
+    nothing runs until an action asks for rows. A video that cannot be extracted gives no rows
+    (its errors go to the executor's log); ``write_clip_frames`` keeps them in an errors table.
+    """
+    return _frames(videos, _options(ClipFramesConfig, options))
+
+
+def video_frames(videos: DataFrame, **options: Any) -> DataFrame:
+    """Every frame of each video at ``output_hw`` (27x48 by default), one row per frame, lazily;
+    ``purpose`` is ``scene``. See ``clip_frames``."""
+    return _frames(videos, _options(VideoFramesConfig, options))
+
+
+def write_clip_frames(
+    videos: DataFrame | str,
+    output: str,
+    *,
+    mode: str = "incremental",
+    spark: SparkSession | None = None,
+    **options: Any,
+) -> RunSummary:
+    """The incremental, committed table write of ``sparkframes clip-frames``.
+
+    ``videos`` is a DataFrame with the input table's columns or the path of an input table;
+    ``output`` the frames table (a path or URI). Returns the run's summary (``.as_dict()`` for
+    JSON). ``mode="overwrite"`` replaces the table's content.
+    """
+    return _write(ClipFramesConfig, videos, output, mode, spark, options, "clip-frames")
+
+
+def write_video_frames(
+    videos: DataFrame | str,
+    output: str,
+    *,
+    mode: str = "incremental",
+    spark: SparkSession | None = None,
+    **options: Any,
+) -> RunSummary:
+    """The incremental, committed table write of ``sparkframes video-frames``."""
+    return _write(VideoFramesConfig, videos, output, mode, spark, options, "video-frames")
+
+
+def _options(cls: type, options: dict[str, Any], **paths: str) -> CommonConfig:
+    """The options object for keyword arguments, validated (a bad value raises ValueError)."""
+    refused = sorted(set(options) & set(_NOT_OPTIONS))
+    if refused:
+        raise ValueError(f"{', '.join(refused)}: not an option of this call")
+    return build_config(cls, {**options, **paths})
+
+
+def _frames(videos: DataFrame, config: CommonConfig) -> DataFrame:
+    rows = planning.input_rows(videos, "the videos DataFrame")
+    profile = stage_profile(
+        videos.sparkSession, config.decoder_mode, config.decoder_threads, config.streams_per_gpu
+    )
+    return planning.videos_of(rows).mapInArrow(
+        frames_function(config), from_arrow_schema(FRAMES_TABLE_SCHEMA), profile=profile
+    )
+
+
+def _write(
+    cls: type,
+    videos: DataFrame | str,
+    output: str,
+    mode: str,
+    spark: SparkSession | None,
+    options: dict[str, Any],
+    command: str,
+) -> RunSummary:
+    if isinstance(videos, str):
+        config = _options(cls, options, input=videos, output=output, mode=mode)
+        frame = None
+    else:
+        config = _options(cls, options, output=output, mode=mode)
+        frame = videos
+        spark = spark or videos.sparkSession
+    if spark is None:
+        spark = SparkSession.getActiveSession()
+    if spark is None:
+        from sparkframes.spark.session import get_session
+
+        spark = get_session(None, f"sparkframes {command}")
+    return run(spark, config, frame, command)

@@ -1,0 +1,189 @@
+"""Planning a run in Spark: input rows -> one row per video -> what is out of date -> tasks.
+
+Every step is a DataFrame transformation, so planning scales with the cluster, not the driver,
+and runs the same on a classic and a Spark Connect session:
+
+1. ``input_rows``: the input's columns, checked and typed (absent optional columns are null; a
+   null or empty ``video_path`` becomes ``""``, which extraction turns into error rows);
+2. ``videos``: one row per video with its distinct spans;
+3. ``planned_units``: on the executors, per (video, purpose): the file's size and mtime and the
+   request key (``request_keys.unit_keys``);
+4. ``out_of_date``: a join with the table's state (``OUT/_state``) decides what to redo, by the
+   rule of ``table/state.py``;
+5. ``works``: the out-of-date units per video, spread over the tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkframes.config import CommonConfig
+from sparkframes.filesystems import UNKNOWN_STATE, file_states
+from sparkframes.request_keys import unit_keys
+from sparkframes.spans import ClipSpan, clips_of_rows, span_of_row
+from sparkframes.spark.inputs import check_columns, spark_kind
+from sparkframes.table.schema import STATE_SCHEMA
+from sparkframes.table.state import MAX_TRANSIENT_TRIES
+
+SPAN = T.StructType(
+    [
+        T.StructField("clip_id", T.StringType()),
+        T.StructField("start_s", T.DoubleType()),
+        T.StructField("end_s", T.DoubleType()),
+    ]
+)
+SPANS = T.ArrayType(SPAN)
+
+PLANNED = T.StructType(
+    [
+        T.StructField("video_path", T.StringType(), False),
+        T.StructField("purpose", T.StringType(), False),
+        T.StructField("video_size", T.LongType(), False),
+        T.StructField("video_mtime_ns", T.LongType(), False),
+        T.StructField("request_key", T.StringType(), False),
+        T.StructField("spans", SPANS),
+    ]
+)
+_PLANNED_ARROW = pa.schema(
+    [
+        pa.field("video_path", pa.string(), False),
+        pa.field("purpose", pa.string(), False),
+        pa.field("video_size", pa.int64(), False),
+        pa.field("video_mtime_ns", pa.int64(), False),
+        pa.field("request_key", pa.string(), False),
+        pa.field(
+            "spans",
+            pa.list_(
+                pa.struct(
+                    [("clip_id", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())]
+                )
+            ),
+        ),
+    ]
+)
+
+
+def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
+    """The input's columns, typed: ``video_path`` (``""`` where null or empty), ``clip_id``,
+    ``start_s``, ``end_s``. Raises ``InputSchemaError`` naming a missing or mistyped column."""
+    present = check_columns(
+        {f.name: (spark_kind(f.dataType), f.dataType.simpleString()) for f in videos.schema.fields},
+        source,
+    )
+    kinds = {"clip_id": T.StringType(), "start_s": T.DoubleType(), "end_s": T.DoubleType()}
+    columns = [F.coalesce(F.col("video_path"), F.lit("")).alias("video_path")]
+    for name, kind in kinds.items():
+        value = F.col(name).cast(kind) if name in present else F.lit(None).cast(kind)
+        columns.append(value.alias(name))
+    return videos.select(*columns)
+
+
+def videos_of(rows: DataFrame) -> DataFrame:
+    """One row per video: ``video_path`` and its distinct ``spans``, sorted (a repeated input
+    row counts once, and the order, hence the request key, does not depend on the input's)."""
+    span = F.struct("clip_id", "start_s", "end_s")
+    return rows.groupBy("video_path").agg(F.array_sort(F.collect_set(span)).alias("spans"))
+
+
+def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
+    """The ``spans`` column of one video as the extraction's clips (None: whole video)."""
+    return clips_of_rows(span_of_row(s["start_s"], s["end_s"], s["clip_id"]) for s in (spans or []))
+
+
+def planned_units(videos: DataFrame, config: CommonConfig) -> DataFrame:
+    """Per (video, purpose) on the executors: the file's size and mtime, and the request key."""
+
+    def plan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            paths = batch.column("video_path").to_pylist()
+            spans = batch.column("spans").to_pylist()
+            states = file_states([p for p in paths if p])
+            rows = []
+            for path, video_spans in zip(paths, spans, strict=True):
+                size, mtime = states.get(path, UNKNOWN_STATE)
+                keys = unit_keys(config, spans_to_clips(video_spans))
+                rows.extend(
+                    {
+                        "video_path": path,
+                        "purpose": purpose,
+                        "video_size": size,
+                        "video_mtime_ns": mtime,
+                        "request_key": key,
+                        "spans": video_spans,
+                    }
+                    for purpose, key in keys.items()
+                )
+            yield pa.RecordBatch.from_pylist(rows, schema=_PLANNED_ARROW)
+
+    return videos.mapInArrow(plan, PLANNED)
+
+
+def state_frame(spark: SparkSession, state: pa.Table | None) -> DataFrame:
+    """The table's state as a DataFrame (read with pyarrow, which has the table's credentials;
+    None: no state, as for an overwrite)."""
+    if state is None or state.num_rows == 0:
+        return spark.createDataFrame([], _spark_schema(STATE_SCHEMA))
+    return spark.createDataFrame(state.select(STATE_SCHEMA.names))
+
+
+def _spark_schema(schema: pa.Schema) -> T.StructType:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+def out_of_date(planned: DataFrame, state: DataFrame) -> DataFrame:
+    """``planned`` with ``todo`` (the unit must be extracted) and ``transient_failures`` (the
+    failures in a row it carries into this run), by the rule of ``table/state.py``."""
+    s = state.select(
+        "video_path",
+        "purpose",
+        F.col("video_size").alias("s_size"),
+        F.col("video_mtime_ns").alias("s_mtime"),
+        F.col("request_key").alias("s_key"),
+        F.col("transient_failures").alias("s_failures"),
+    )
+    joined = planned.join(s, ["video_path", "purpose"], "left")
+    same: Column = (
+        (F.col("s_size") == F.col("video_size"))
+        & (F.col("s_mtime") == F.col("video_mtime_ns"))
+        & (F.col("s_key") == F.col("request_key"))
+    )
+    same = F.coalesce(same, F.lit(False))
+    retry = (F.col("s_failures") > 0) & (F.col("s_failures") < MAX_TRANSIENT_TRIES)
+    todo = ~same | F.coalesce(retry, F.lit(False))
+    failures = F.when(same, F.col("s_failures")).otherwise(F.lit(0)).cast("int")
+    return joined.select(*planned.columns, todo.alias("todo"), failures.alias("transient_failures"))
+
+
+def counts(decided: DataFrame) -> tuple[int, int]:
+    """(videos in the input, videos with at least one unit to extract)."""
+    per_video = decided.groupBy("video_path").agg(F.max(F.col("todo").cast("int")).alias("todo"))
+    row = per_video.agg(F.count("*").alias("videos"), F.sum("todo").alias("todo")).first()
+    return int(row["videos"] or 0), int(row["todo"] or 0)
+
+
+def works(decided: DataFrame, partitions: int) -> DataFrame:
+    """The out-of-date units grouped per video, spread over ``partitions`` tasks: videos in
+    decreasing file size are dealt to the tasks in turn, so long and short ones even out."""
+    per_video = (
+        decided.where("todo")
+        .groupBy("video_path")
+        .agg(
+            F.first("video_size").alias("video_size"),
+            F.first("video_mtime_ns").alias("video_mtime_ns"),
+            F.first("spans").alias("spans"),
+            F.map_from_entries(F.collect_list(F.struct("purpose", "request_key"))).alias(
+                "request_keys"
+            ),
+            F.max("transient_failures").alias("transient_failures"),
+        )
+    )
+    rank = F.row_number().over(Window.orderBy(F.desc("video_size"), "video_path")) - 1
+    dealt = per_video.withColumn("task", (rank % partitions).cast("int"))
+    return dealt.repartitionByRange(partitions, "task").sortWithinPartitions("task")
