@@ -37,7 +37,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="Spark's log level on the console (default: ERROR, so that Spark's own messages "
         "stay out of the way; -v is INFO)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="Spark's INFO messages too")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="Spark's INFO messages too (default: off)"
+    )
     p.add_argument(
         "--summary-json",
         metavar="PATH",
@@ -79,12 +81,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--skip-loop-filter",
         choices=list(LOOP_FILTER_SKIPS),
         help="skip H.264/HEVC deblocking on the CPU decoder: faster, pixels differ slightly, "
-        "same frames (default none; see the README)",
+        "same frames (see the README)",
     )
     p.add_argument(
         "--frame-encoding",
         choices=["raw", "jpeg", "png"],
-        help="how frames are stored: raw RGB (default, exact), jpeg (several times smaller, "
+        help="how frames are stored: raw RGB (exact), jpeg (several times smaller, "
         "lossy) or png (lossless, slow to write); readers decode all three",
     )
     p.add_argument(
@@ -93,7 +95,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--video-timeout-s",
         type=float,
-        help="stop and record a video still decoding after this long (default 3600)",
+        help="stop and record a video still decoding after this many seconds; 0 turns the "
+        "per-video child process off",
     )
     _allow_playlists(p)
 
@@ -104,7 +107,7 @@ def _allow_playlists(p: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="open HLS playlists (.m3u8), reading their files only from under the playlist's "
-        "folder; by default a video that refers to other files is refused (see the README)",
+        "folder; without it a video that refers to other files is refused (see the README)",
     )
 
 
@@ -126,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["sequence", "first", "middle", "last"],
         help="frames at the rates, or one frame per clip",
     )
-    clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1, the default)")
+    clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1)")
     clip.add_argument("--min-frames", type=int, help="at least N frames per sequence clip")
     clip.add_argument("--clip-len-s", help="fixed-stride clip length in seconds")
     clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
@@ -171,8 +174,12 @@ def _say_defaults(parser: argparse.ArgumentParser, cls: type) -> None:
         value = defaults[action.dest]
         if isinstance(value, bool):
             value = "on" if value else "off"
+        elif value == (-1, -1):
+            value = "native"
         elif isinstance(value, tuple) and len(value) == 2:
             value = "x".join(map(str, value))
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
         action.help += f" (default: {value})"
 
 
@@ -182,7 +189,10 @@ def _preview_parser(sub: Any) -> None:
         help="contact sheet (PNG/JPEG/HTML) of a frames table, or straight from videos",
     )
     preview.add_argument("table", nargs="?", help="frames table folder (or URI)")
-    preview.add_argument("--purpose", help="the purpose to show (needed with a table)")
+    preview.add_argument(
+        "--purpose",
+        help="the purpose to show (default: the table's only purpose; needed when it has several)",
+    )
     preview.add_argument("--videos", help="comma-separated video paths or basenames to show")
     preview.add_argument(
         "--from-videos",
@@ -404,8 +414,7 @@ def _preview(args: argparse.Namespace) -> int:
                 allow_playlists=bool(args.allow_playlists),
             )
         else:
-            if not args.purpose:
-                raise ValueError("--purpose is needed with a table")
+            args.purpose = _preview_purpose(args.table, args.purpose)
             if args.exact:
                 raise ValueError("--exact applies to --from-videos (a table's frames are exact)")
             if args.allow_playlists:
@@ -424,6 +433,22 @@ def _preview(args: argparse.Namespace) -> int:
         return 2
     print(sheet.path)
     return 0
+
+
+def _preview_purpose(table: str, purpose: str | None) -> str:
+    """The purpose to show: the one asked for, or the table's only one; the error lists the
+    table's purposes when one is needed (or the one asked for has no rows)."""
+    from sparkframes.table.reader import table_purposes
+
+    purposes = table_purposes(table)
+    if purpose is None and len(purposes) == 1:
+        return purposes[0]
+    if purpose is not None and purpose in purposes:
+        return purpose
+    have = ", ".join(purposes) if purposes else "none yet"
+    if purpose is None:
+        raise ValueError(f"{table} has several purposes ({have}): choose one with --purpose")
+    raise ValueError(f"{table} has no rows of purpose {purpose!r} (its purposes: {have})")
 
 
 def _vacuum(args: argparse.Namespace) -> int:

@@ -303,6 +303,7 @@ def test_spark_and_pyarrow_read_an_input_folder_alike(spark, tmp_path, catalog):
     write_input(folder / "part-0.parquet", rows[:1])
     write_input(folder / "part-1.parquet", rows[1:])
     (folder / "_SUCCESS").write_text("")  # what Spark writers leave; no reader may choke on it
+
     def as_rows(df) -> list[dict]:
         return sorted((r.asDict() for r in df.collect()), key=lambda r: r["video_path"])
 

@@ -16,6 +16,8 @@ from fractions import Fraction as F
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -292,7 +294,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
-def test_cli_table_sheets(table, catalog, tmp_path):
+def test_cli_table_sheets(spark, table, catalog, tmp_path):
     png = tmp_path / "cli.png"
     result = _cli(str(table), "--purpose", "embeddings", "--output", str(png), "--max-clips", "3")
     assert result.returncode == 0, result.stderr
@@ -307,9 +309,20 @@ def test_cli_table_sheets(table, catalog, tmp_path):
     assert html.escape(ODD_ID) in text and "n2" in text and text.count("<img ") == 4
 
     result = _cli(str(table), "--purpose", "nope", "--output", str(tmp_path / "x.png"))
-    assert result.returncode == 2 and "no frames of purpose 'nope'" in result.stderr
-    result = _cli(str(table), "--output", str(tmp_path / "x.png"))
-    assert result.returncode == 2 and "--purpose" in result.stderr
+    assert result.returncode == 2
+    assert "no rows of purpose 'nope' (its purposes: embeddings)" in result.stderr
+    # A table of one purpose needs no --purpose; one of several says which it has.
+    result = _cli(str(table), "--output", str(tmp_path / "only.png"), "--max-clips", "1")
+    assert result.returncode == 0, result.stderr
+    two = tmp_path / "two"
+    pq.write_table(pa.table({"video_path": [str(catalog["h264_mp4"])]}), tmp_path / "in.pq")
+    config = {"input": str(tmp_path / "in.pq"), "output": str(two), "target_res": "24x32"}
+    run_clip_frames(
+        spark, build_config(ClipFramesConfig, {**config, "purpose": "embeddings,aesthetics"})
+    )
+    result = _cli(str(two), "--output", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert "several purposes (aesthetics, embeddings): choose one with --purpose" in result.stderr
     result = _cli(str(table), "--purpose", "embeddings", "--exact")
     assert result.returncode == 2 and "--exact applies to --from-videos" in result.stderr
 

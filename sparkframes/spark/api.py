@@ -17,7 +17,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig, build_config
 from sparkframes.spark import planning
 from sparkframes.spark.job import run
-from sparkframes.spark.resources import stage_profile
+from sparkframes.spark.resources import default_parallelism, stage_profile
 from sparkframes.spark.summary import RunSummary
 from sparkframes.spark.tasks import frames_function
 from sparkframes.table.schema import FRAMES_TABLE_SCHEMA
@@ -83,10 +83,12 @@ def _options(cls: type, options: dict[str, Any], **paths: str) -> CommonConfig:
 
 def _frames(videos: DataFrame, config: CommonConfig) -> DataFrame:
     rows = planning.input_rows(videos, "the videos DataFrame")
+    spark = videos.sparkSession
     profile = stage_profile(
-        videos.sparkSession, config.decoder_mode, config.decoder_threads, config.streams_per_gpu
+        spark, config.decoder_mode, config.decoder_threads, config.streams_per_gpu
     )
-    return planning.videos_of(rows).mapInArrow(
+    partitions = config.partitions or 2 * default_parallelism(spark)
+    return planning.videos_of(rows, partitions).mapInArrow(
         frames_function(config), from_arrow_schema(FRAMES_TABLE_SCHEMA), profile=profile
     )
 

@@ -82,8 +82,9 @@ def run(
         videos = read_input(spark, config.input)
     state = read_state_table(loc) if not overwrite else None
     rows = planning.input_rows(videos, config.input or "the videos DataFrame")
-    planned = planning.planned_units(planning.videos_of(rows), config)
-    decided = planning.out_of_date(planned, planning.state_frame(spark, state)).cache()
+    slots = default_parallelism(spark)
+    planned = planning.planned_units(planning.videos_of(rows, slots), config)
+    decided = planning.out_of_date(planned, planning.state_frame(spark, state), slots).cache()
     try:
         summary.videos_in_input, todo = planning.counts(decided)
         summary.videos_skipped = summary.videos_in_input - todo
@@ -168,4 +169,3 @@ def _metadata(command: str, config: CommonConfig, summary: RunSummary) -> dict:
         if k not in ("run_id", "table_version", "units_lost", "gpu_addresses")
     }
     return {"command": command, "settings": settings, "summary": counts}
-

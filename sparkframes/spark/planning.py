@@ -83,11 +83,18 @@ def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
     return videos.select(*columns)
 
 
-def videos_of(rows: DataFrame) -> DataFrame:
+def videos_of(rows: DataFrame, partitions: int) -> DataFrame:
     """One row per video: ``video_path`` and its distinct ``spans``, sorted (a repeated input
-    row counts once, and the order, hence the request key, does not depend on the input's)."""
+    row counts once, and the order, hence the request key, does not depend on the input's),
+    in ``partitions`` partitions.
+
+    The partition counts of planning are set here and in ``out_of_date``, not left to
+    ``spark.sql.shuffle.partitions`` (200 by default): the planned units are cached, and a
+    cached plan keeps its partitions, each a Python task.
+    """
     span = F.struct("clip_id", "start_s", "end_s")
-    return rows.groupBy("video_path").agg(F.array_sort(F.collect_set(span)).alias("spans"))
+    by_video = rows.repartition(partitions, "video_path")
+    return by_video.groupBy("video_path").agg(F.array_sort(F.collect_set(span)).alias("spans"))
 
 
 def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
@@ -137,10 +144,13 @@ def _spark_schema(schema: pa.Schema) -> T.StructType:
     return from_arrow_schema(schema)
 
 
-def out_of_date(planned: DataFrame, state: DataFrame) -> DataFrame:
+def out_of_date(planned: DataFrame, state: DataFrame, partitions: int) -> DataFrame:
     """``planned`` with ``todo`` (the unit must be extracted) and ``transient_failures`` (the
-    failures in a row it carries into this run), by the rule of ``table/state.py``."""
-    s = state.select(
+    failures in a row it carries into this run), by the rule of ``table/state.py``; both sides
+    partitioned alike (``partitions``), so that the join adds no shuffle of its own."""
+    keys = ["video_path", "purpose"]
+    planned = planned.repartition(partitions, *keys)
+    s = state.repartition(partitions, *keys).select(
         "video_path",
         "purpose",
         F.col("video_size").alias("s_size"),
@@ -184,6 +194,8 @@ def works(decided: DataFrame, partitions: int) -> DataFrame:
             F.max("transient_failures").alias("transient_failures"),
         )
     )
-    rank = F.row_number().over(Window.orderBy(F.desc("video_size"), "video_path")) - 1
+    # One window over all the videos (a single key, said outright: these rows are small).
+    everything = Window.partitionBy(F.lit(0)).orderBy(F.desc("video_size"), "video_path")
+    rank = F.row_number().over(everything) - 1
     dealt = per_video.withColumn("task", (rank % partitions).cast("int"))
     return dealt.repartitionByRange(partitions, "task").sortWithinPartitions("task")

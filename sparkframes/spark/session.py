@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -33,6 +35,10 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+# Spark turns a Python driver's console down to WARN (and says so) unless its gateway's logger
+# has a level of its own.
+logger.repl.name = org.apache.spark.api.python.PythonGatewayServer
+logger.repl.level = {level}
 """
 
 
@@ -45,6 +51,26 @@ def _log_config(level: str) -> str:
             f.write(_LOG4J2.format(level=level))
         os.replace(tmp, path)
     return path
+
+
+@contextlib.contextmanager
+def _jvm_logging(level: str | None) -> Iterator[None]:
+    """While a session starts: the JVM it launches, if it launches one, logs at ``level`` from
+    its first line. spark-submit reads ``SPARK_SUBMIT_OPTS`` for the driver JVM's options (a
+    ``spark.driver.extraJavaOptions`` set here would come too late: the JVM is running)."""
+    if not level or launched_by_spark_submit():
+        yield
+        return
+    saved = os.environ.get("SPARK_SUBMIT_OPTS")
+    option = f"-Dlog4j2.configurationFile=file:{_log_config(level)}"
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{saved or ''} {option}".strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SPARK_SUBMIT_OPTS", None)
+        else:
+            os.environ["SPARK_SUBMIT_OPTS"] = saved
 
 
 def get_session(
@@ -75,14 +101,10 @@ def get_session(
         builder = builder.config(
             "spark.ui.enabled", os.environ.get("SPARKFRAMES_SPARK_UI", "false")
         )
-    conf = dict(conf or {})
-    if log_level and not launched_by_spark_submit():
-        option = f"-Dlog4j2.configurationFile=file:{_log_config(log_level)}"
-        given = conf.get("spark.driver.extraJavaOptions", "")
-        conf["spark.driver.extraJavaOptions"] = f"{given} {option}".strip()
-    for key, value in conf.items():
+    for key, value in (conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_logging(log_level):
+        spark = builder.getOrCreate()
     if log_level and not is_connect(spark):
         spark.sparkContext.setLogLevel(log_level)
     return spark

@@ -193,3 +193,15 @@ def read_errors(path: str, filters: Any = None, version: int | None = None) -> p
         raise FileNotFoundError(
             legacy_problem(loc) or f"{path}: no errors table here (no Delta log in {path}/_errors)"
         ) from None
+
+
+def table_purposes(path: str, version: int | None = None) -> list[str]:
+    """The purposes a frames table holds rows of (from its log: no data file is read)."""
+    loc = TableLocation.of(path)
+    try:
+        dt = open_table(loc, FRAMES, version)
+    except TableNotFoundError:
+        raise FileNotFoundError(
+            legacy_problem(loc) or f"{path}: no frames table here (no Delta log in {path})"
+        ) from None
+    return sorted({p[PARTITION_COLUMN] for p in dt.partitions()})
