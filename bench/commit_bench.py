@@ -231,31 +231,13 @@ def _run_child(protocol: str, baseline: Path, argv: list[str], env: dict | None 
     return json.loads(line.removeprefix("RESULT "))
 
 
-def _tiny_video(path: Path) -> Path:
-    """A 3-frame 64x48 H.264 video: the cost of a video is then all per-video overhead."""
-    import av
-    import numpy as np
-
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(3):
-            image = np.full((48, 64, 3), 40 * i, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 def _refresh_inputs(count: int, work: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = _tiny_video(CACHE / "tiny_3frames.mp4")
+    from bench.common import tiny_video
+
+    source = tiny_video()
     folder = work / "videos"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -480,3 +480,21 @@ def md_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def tiny_video() -> Path:
+    """A 3-frame 64x48 H.264 video: the cost of a video is then all per-video overhead."""
+    path = CACHE_DIR / "tiny_3frames.mp4"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
