@@ -84,3 +84,20 @@ def test_a_malformed_conf_is_refused_before_spark_starts(inputs, capsys):
     assert main([*_run_args(inputs, "bad"), "local[1]", "--conf", "no-equals-sign"]) == 2
     assert "--conf 'no-equals-sign': must look like key=value" in capsys.readouterr().err
     assert not (inputs / "bad").exists()
+
+
+def test_vacuum_lists_then_deletes_what_no_version_reads(inputs):
+    out = inputs / "vac"
+    assert main([*_run_args(inputs, "vac"), "local[1]"]) == 0
+    stray = out / "purpose=embeddings" / "part-dead-00000-a0-t0-000000000000.parquet"
+    stray.write_bytes(b"an attempt's file that no commit listed")
+    listed = _cli("vacuum", str(out), "--retention-hours", "0", "--dry-run")
+    assert listed.returncode == 0 and "frames: would delete 1 files" in listed.stdout
+    assert stray.name in listed.stdout and stray.exists()
+    kept = _cli("vacuum", str(out))  # the default retention keeps a file this young
+    assert kept.returncode == 0 and "frames: deleted 0 files" in kept.stdout and stray.exists()
+    deleted = _cli("vacuum", str(out), "--retention-hours", "0")
+    assert deleted.returncode == 0 and "frames: deleted 1 files" in deleted.stdout
+    assert not stray.exists()
+    missing = _cli("vacuum", str(inputs / "nothing-here"))
+    assert missing.returncode == 2 and "no frames table here" in missing.stderr
