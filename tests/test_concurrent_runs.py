@@ -33,7 +33,7 @@ WRITERS = 6
 SHARED = [f"/videos/shared-{i}.mp4" for i in range(3)]  # every writer extracts these
 
 
-def _frames(video: str, run: str, n: int) -> pa.RecordBatch:
+def frame_rows(video: str, run: str, n: int) -> pa.RecordBatch:
     """``n`` frame rows of ``video`` whose clip id names the run that made them."""
     rows = [
         {
@@ -63,13 +63,18 @@ def _one_run(output: str, index: int, barrier, results) -> None:
     writer = AttemptWriter(loc.fs, loc.root, loc.root_of(ERRORS), f"part-{run_id}")
     units = []
     for video in [*SHARED, f"/videos/own-{index}.mp4"]:
-        writer.write_frames("embeddings", _frames(video, run_id, 2 + index), video)
+        writer.write_frames("embeddings", frame_rows(video, run_id, 2 + index), video)
         writer.end_video()
         units.append(UnitState(video, "embeddings", 100, 1, "key", frames=2 + index))
+    if index == 0:  # only this writer has an error row for a shared video (a partial decode)
+        partial = FileNotFoundError(f"{SHARED[0]}: part of it is gone (run0)")
+        batch = errors_to_batch([partial], SHARED[0], run_id, "embeddings")
+        writer.write_errors("embeddings", batch, SHARED[0])
+        units[0] = UnitState(SHARED[0], "embeddings", 100, 1, "key", frames=2, errors=1)
     failed = f"/videos/failed-{index % 2}.mp4"  # every other writer fails the same video
     error = FileNotFoundError(f"{failed}: no such file ({run_id})")
     writer.write_errors(
-        errors_to_batch([error], failed, run_id, "embeddings"), failed, "embeddings"
+        "embeddings", errors_to_batch([error], failed, run_id, "embeddings"), failed
     )
     units.append(UnitState(failed, "embeddings", -1, -1, "key", errors=1))
     frame_files, error_files = writer.close()
@@ -101,7 +106,10 @@ def _check_each_unit_once(output: str) -> None:
         if video in runs_per_video:  # the state describes the frames that are there
             assert unit.frames == 2 + int(runs_per_video[video][0][3:])
     errors = Counter(read_errors(output)["video_path"].to_pylist())
-    assert errors == {"/videos/failed-0.mp4": 1, "/videos/failed-1.mp4": 1}
+    # A shared video's error rows are there exactly when the run whose frames are there had some.
+    partial = {SHARED[0]: 1} if runs_per_video[SHARED[0]] == ["run0"] else {}
+    assert errors == {"/videos/failed-0.mp4": 1, "/videos/failed-1.mp4": 1, **partial}
+    assert state[(SHARED[0], "embeddings")].errors == len(partial)
 
 
 def _commit_at_once(output: str) -> list[tuple[int, int, int]]:

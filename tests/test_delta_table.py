@@ -14,9 +14,11 @@ from deltalake import DeltaTable
 
 from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.spark.job import LegacyTableError, run_clip_frames
-from sparkframes.table.delta import FRAMES, TableLocation, file_paths
+from sparkframes.table.delta import ERRORS, FRAMES, TableLocation, file_paths
+from sparkframes.table.files import AttemptWriter
 from sparkframes.table.reader import read_frames, read_table
 from tests.cluster import REPO
+from tests.test_concurrent_runs import frame_rows
 
 VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]
 
@@ -49,10 +51,11 @@ def test_statistics_let_a_reader_open_only_one_videos_files(table, catalog):
     dt = DeltaTable(str(table))
     video = str(catalog["hevc_mp4"])
     prune = [("video_path", "=", video), ("purpose", "=", "embeddings")]
-    (path,) = file_paths(dt, loc, prune)
+    (path,) = file_paths(dt, loc, FRAMES, prune)
     assert set(pq.read_table(path)["video_path"].to_pylist()) == {video}
-    rows = read_frames(str(table), purpose="embeddings", filters=[("video_path", "=", video)])
-    assert set(rows["video_path"].to_pylist()) == {video} and rows.num_rows > 0
+    for op in ("=", "=="):  # pyarrow's spelling of equality too
+        rows = read_frames(str(table), purpose="embeddings", filters=[("video_path", op, video)])
+        assert set(rows["video_path"].to_pylist()) == {video} and rows.num_rows > 0
 
 
 def test_a_changed_request_replaces_its_units_in_one_commit(spark, table, tmp_path, catalog):
@@ -104,6 +107,14 @@ def test_a_table_of_the_old_format_is_refused_with_the_fix(spark, tmp_path, cata
     )
     assert cli.returncode == 2 and "--mode overwrite" in cli.stderr
     assert cli.stderr.count("\n") == 1  # one line, before Spark starts
+    vacuumed = subprocess.run(
+        [sys.executable, "-c", code, "vacuum", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert vacuumed.returncode == 2 and "--mode overwrite" in vacuumed.stderr
     # Overwrite takes the old format's files away and writes a Delta table.
     summary = run(spark, inputs, out, mode="overwrite")
     assert summary.videos_processed == 1
@@ -111,3 +122,15 @@ def test_a_table_of_the_old_format_is_refused_with_the_fix(spark, tmp_path, cata
     assert not (out / "_SUCCESS").exists() and (out / "notes.txt").exists()
     assert set(read_table(str(out))["video_path"].to_pylist()) == {str(catalog["h264_mp4"])}
     assert DeltaTable(str(out)).metadata().partition_columns == list(FRAMES.partition_by)
+
+
+def test_an_attempt_that_gives_up_describes_no_file(tmp_path):
+    """A task that fails midway (``abort``) leaves its streams closed and names no file, so no
+    commit can list a half-written one."""
+    loc = TableLocation.of(str(tmp_path / "t"))
+    writer = AttemptWriter(loc.fs, loc.root, loc.root_of(ERRORS), "part-x")
+    writer.write_frames("embeddings", frame_rows("/videos/a.mp4", "r", 2), "/videos/a.mp4")
+    writer.end_video()
+    writer.write_frames("embeddings", frame_rows("/videos/b.mp4", "r", 2), "/videos/b.mp4")
+    writer.abort()
+    assert writer.close() == ([], [])

@@ -88,11 +88,15 @@ def commit_run(
     def state_files_of(owned: frozenset[Unit]) -> list[DataFile]:
         return [_state_file(loc, [s for s in states if s.unit in owned], run_id)] if owned else []
 
-    errors = replace_units(
-        loc, ERRORS, _OwnedUnits(loc, units, frame_files, error_files_of), **common
-    )
+    # Both commit whenever this run owns units, also with nothing to add or remove: an empty
+    # commit still makes a concurrent commit built on the version before it conflict, and so
+    # check its ownership again (a run whose units have no error rows must still stop an
+    # earlier run's late errors commit from landing them).
+    owned = {**common, "commit_when_owned": True}
+    error_change = _OwnedUnits(loc, units, frame_files, error_files_of)
+    errors = replace_units(loc, ERRORS, error_change, **owned)
     state_change = _OwnedUnits(loc, units, frame_files, state_files_of)
-    state = replace_units(loc, STATE, state_change, **common)
+    state = replace_units(loc, STATE, state_change, **owned)
     return RunCommit(frames, errors, state, units_lost=len(units - state_change.owned))
 
 

@@ -77,13 +77,22 @@ class TableKind:
     file_schema: pa.Schema  # the columns stored in its files
     partition_by: tuple[str, ...]
     parquet_options: dict = field(default_factory=dict, hash=False, compare=False)
+    #: A small table (errors, state): each run adds a file holding many units, so a commit
+    #: that finds more than ``COMPACT_AFTER`` files rewrites them all into one, instead of
+    #: reading ever more of them on every later commit.
+    compact: bool = False
 
 
 FRAMES = TableKind(
     "frames", "", FRAMES_TABLE_SCHEMA, FRAMES_SCHEMA, (PARTITION_COLUMN,), FRAMES_PARQUET_OPTIONS
 )
-ERRORS = TableKind("errors", ERRORS_DIR, ERRORS_SCHEMA, ERRORS_SCHEMA, (), SMALL_PARQUET_OPTIONS)
-STATE = TableKind("state", STATE_DIR, STATE_SCHEMA, STATE_SCHEMA, (), SMALL_PARQUET_OPTIONS)
+ERRORS = TableKind(
+    "errors", ERRORS_DIR, ERRORS_SCHEMA, ERRORS_SCHEMA, (), SMALL_PARQUET_OPTIONS, compact=True
+)
+STATE = TableKind(
+    "state", STATE_DIR, STATE_SCHEMA, STATE_SCHEMA, (), SMALL_PARQUET_OPTIONS, compact=True
+)
+COMPACT_AFTER = 32
 
 
 @dataclass(frozen=True)
@@ -157,18 +166,30 @@ def ensure_table(loc: TableLocation, kind: TableKind) -> DeltaTable:
             name=f"sparkframes {kind.name}",
             storage_options=loc.storage_options,
         )
-    except (CommitFailedError, DeltaError):  # another run created it a moment ago
-        return open_table(loc, kind)
+    except (CommitFailedError, DeltaError) as exc:
+        try:  # another run may have created it a moment ago
+            return open_table(loc, kind)
+        except TableNotFoundError:
+            raise exc from None  # no: the creation's own failure says why
 
 
-def file_paths(dt: DeltaTable, loc: TableLocation, prune: list | None = None) -> list[str]:
+def file_paths(
+    dt: DeltaTable, loc: TableLocation, kind: TableKind, prune: list | None = None
+) -> list[str]:
     """The data files of ``dt``'s version as paths on ``loc.fs`` (what pyarrow reads).
 
     ``prune`` is a filter in DNF tuples: files it rules out by their partition values or
     their statistics are left out (the rows of the others still need filtering).
     """
-    uris = dt.file_uris(file_pruning_predicate=prune or None)
-    return [resolve(uri)[1] if "://" in uri else uri for uri in uris]
+    prefix = dt.table_uri.rstrip("/") + "/"
+    root = loc.root_of(kind)
+    paths = []
+    for uri in dt.file_uris(file_pruning_predicate=prune or None):
+        if uri.startswith(prefix):  # the file's place in the table, on the table's own fs
+            paths.append(posixpath.join(root, uri[len(prefix) :]))
+        else:  # a file elsewhere (Delta allows absolute paths): its own filesystem's path
+            paths.append(resolve(uri)[1] if "://" in uri else uri)
+    return paths
 
 
 @dataclass(frozen=True)
@@ -271,18 +292,18 @@ def rewrite_without(
     table = _read_file(loc, kind, hit.path)
     purpose = hit.partition_values.get(PARTITION_COLUMN)
     purposes = (
-        pa.array([purpose] * table.num_rows, pa.string())
+        pa.chunked_array([pa.array([purpose] * table.num_rows, pa.string())])
         if purpose is not None
         else table["purpose"]
     )
-    keys = pc.binary_join_element_wise(table["video_path"], purposes, "\x00")
     stale = pa.array([f"{v}\x00{p}" for v, p in hit.units], pa.string())
-    kept = table.filter(pc.invert(pc.is_in(keys, value_set=stale)))
+    mask = pc.invert(pc.is_in(_unit_keys(table["video_path"], purposes), value_set=stale))
+    kept = table.filter(mask)
     if kept.num_rows == 0:
         return None
+    kept_purposes = purposes.filter(mask).to_pylist()
     kept = kept.select(kind.file_schema.names).cast(kind.file_schema)
     rows: dict[Unit, int] = {}
-    kept_purposes = [purpose] * kept.num_rows if purpose else kept["purpose"].to_pylist()
     for unit in zip(kept["video_path"].to_pylist(), kept_purposes, strict=True):
         rows[unit] = rows.get(unit, 0) + 1
     folder = posixpath.dirname(hit.path)
@@ -329,30 +350,28 @@ def replace_units(
     run_id: str,
     overwrite: bool = False,
     metadata: dict | None = None,
+    commit_when_owned: bool = False,
 ) -> CommitResult:
     """One commit to ``kind``: the rows of the units ``change()`` names become exactly those of
     the files it gives.
 
     ``change`` is called after each read of the newest version, so that a commit retried after
     a conflict can take into account what the winner did. With ``overwrite`` every row of the
-    table goes, not only the units'.
+    table goes, not only the units'. ``commit_when_owned`` commits even when there is nothing
+    to add or remove but ``change`` names units: an empty commit, which a concurrent commit
+    built on the version before it conflicts with (see ``commit.py``).
     """
     properties = {"sparkframes": {"run_id": run_id, **(metadata or {})}}
     for tries in range(1, MAX_COMMIT_TRIES + 1):
         dt = ensure_table(loc, kind)
         units, files = change()
-        hits = [] if overwrite else files_holding(dt, loc, kind, units)
         now_ms = int(time.time() * 1000)
-        removes = [RemoveAction(h.path, True, now_ms, h.size, h.partition_values) for h in hits]
-        rewritten = [
-            f
-            for h in hits
-            if not h.only_these
-            for f in [rewrite_without(loc, kind, h, f"part-{run_id}")]
-            if f is not None
-        ]
+        if overwrite:
+            removes, rewritten = [], []
+        else:
+            removes, rewritten = _removals(dt, loc, kind, units, run_id, now_ms)
         adds = [*files, *rewritten]
-        if not (adds or removes or overwrite):
+        if not (adds or removes or overwrite or (commit_when_owned and units)):
             return CommitResult(kind.name, None, tries=tries)
         try:
             dt.create_write_transaction(
@@ -385,11 +404,72 @@ def replace_units(
     )
 
 
+def _removals(
+    dt: DeltaTable, loc: TableLocation, kind: TableKind, units: set[Unit], run_id: str, now: int
+) -> tuple[list[RemoveAction], list[DataFile]]:
+    """What a commit replacing ``units`` removes, and the rewritten files it adds back."""
+
+    def remove(path: str, size: int, partition_values: dict[str, str]) -> RemoveAction:
+        return RemoveAction(path, True, now, size, partition_values)
+
+    stem = f"part-{run_id}"
+    if kind.compact:
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        if actions.num_rows > COMPACT_AFTER:
+            paths, sizes = actions["path"].to_pylist(), actions["size_bytes"].to_pylist()
+            kept = _compact_without(loc, kind, paths, units, stem)
+            return [remove(p, n, {}) for p, n in zip(paths, sizes, strict=True)], kept
+    hits = files_holding(dt, loc, kind, units)
+    rewritten = [
+        f
+        for h in hits
+        if not h.only_these
+        for f in [rewrite_without(loc, kind, h, stem)]
+        if f is not None
+    ]
+    return [remove(h.path, h.size, h.partition_values) for h in hits], rewritten
+
+
+def _compact_without(
+    loc: TableLocation, kind: TableKind, paths: list[str], units: set[Unit], stem: str
+) -> list[DataFile]:
+    """The rows of all ``paths`` (a small, unpartitioned table's files) but ``units``', in one
+    new file (none if no row is left)."""
+    import pyarrow.dataset as ds
+
+    root = loc.root_of(kind)
+    table = ds.dataset(
+        [posixpath.join(root, p) for p in paths],
+        schema=kind.file_schema,
+        filesystem=loc.fs,
+        format="parquet",
+    ).to_table()
+    keys = _unit_keys(table["video_path"], table["purpose"])
+    stale = pa.array([f"{v}\x00{p}" for v, p in units], pa.string())
+    kept = table.filter(pc.invert(pc.is_in(keys, value_set=stale)))
+    if kept.num_rows == 0:
+        return []
+    rows: dict[Unit, int] = {}
+    for unit in zip(kept["video_path"].to_pylist(), kept["purpose"].to_pylist(), strict=True):
+        rows[unit] = rows.get(unit, 0) + 1
+    name = f"{stem}-compact-{random.getrandbits(48):012x}.parquet"
+    return [
+        write_file(
+            loc.fs, root, name, kept.to_batches(), kind.file_schema, rows, {}, kind.parquet_options
+        )
+    ]
+
+
+def _unit_keys(video_paths: pa.ChunkedArray, purposes: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``video_path NUL purpose`` per row (a null purpose as empty), to match units against."""
+    return pc.binary_join_element_wise(video_paths, pc.fill_null(purposes, ""), "\x00")
+
+
 def committed_version(dt: DeltaTable, run_id: str) -> int | None:
     """The version at which run ``run_id`` committed to ``dt`` (looked up in recent history:
     delta-rs may have moved the commit past versions that did not conflict with it)."""
     dt.update_incremental()
-    for entry in dt.history(limit=20):
+    for entry in dt.history(limit=100):
         if (entry.get("sparkframes") or {}).get("run_id") == run_id:
             return int(entry["version"])
     return None

@@ -145,23 +145,38 @@ class _UnitFile:
         try:
             self._parquet.write_table(pa.Table.from_batches(self._pending, FRAMES_SCHEMA))
         except BaseException:
-            # Close the stream now: an object-store stream left to the garbage collector may
-            # wait on its upload forever. The file stays unlisted, for vacuum.
-            self._parquet.close()
-            self._sink.close()
-            self._parquet, self._sink = None, None
+            # The file is lost: forget it whole (it stays unlisted, for vacuum) so that it is
+            # never described to the driver half-written.
+            self.abort()
             raise
         # Statistics need the metadata columns only: keep those, not the pixels.
         self._file_batches.extend(b.drop_columns(["frame"]) for b in self._pending)
         self._file_bytes += self._pending_bytes
         self._pending, self._pending_bytes = [], 0
 
+    def abort(self) -> None:
+        """Drop the file being written. Close the stream now: an object-store stream left to
+        the garbage collector may wait on its upload forever."""
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+        except Exception:
+            pass  # the file is being dropped; the error that got us here is the one to report
+        finally:
+            if self._sink is not None:
+                self._sink.close()
+            self._parquet, self._sink = None, None
+            self._pending, self._pending_bytes = [], 0
+            self._file_batches, self._file_bytes = [], 0
+
     def close(self) -> None:
         self._flush()
         if self._parquet is None:
             return
-        self._parquet.close()
-        self._sink.close()
+        try:
+            self._parquet.close()
+        finally:
+            self._sink.close()
         path = posixpath.join(self.writer.root, self._relpath)
         rows = sum(b.num_rows for b in self._file_batches)
         stats = json.loads(delta_stats(self._file_batches, _FRAME_METADATA_SCHEMA))
@@ -205,7 +220,7 @@ class AttemptWriter:
             self._open[unit] = _UnitFile(self, purpose, unit)
         self._open[unit].add(batch)
 
-    def write_errors(self, batch: pa.RecordBatch, video_path: str, purpose: str) -> None:
+    def write_errors(self, purpose: str, batch: pa.RecordBatch, video_path: str) -> None:
         """Error rows of one (video, purpose) unit (their ``purpose`` column says which)."""
         if len(batch):
             self._errors.append(batch)
@@ -217,6 +232,13 @@ class AttemptWriter:
         for unit_file in self._open.values():
             unit_file.close()
         self._open.clear()
+
+    def abort(self) -> None:
+        """Give up the attempt: close every open stream and describe nothing."""
+        for unit_file in self._open.values():
+            unit_file.abort()
+        self._open.clear()
+        self.files, self.error_files, self._errors, self._error_rows = [], [], [], {}
 
     def close(self) -> tuple[list[DataFile], list[DataFile]]:
         """Finish every file; (frame files, error files)."""

@@ -44,7 +44,7 @@ def read_rows(
         prune = _and_tuples(prune, (PARTITION_COLUMN, "=", purpose))
     if kind.partition_by:
         dataset = ds.dataset(
-            file_paths(dt, loc, prune),
+            file_paths(dt, loc, kind, prune),
             schema=kind.schema,
             filesystem=loc.fs,
             format="parquet",
@@ -55,12 +55,30 @@ def read_rows(
         )
     else:
         dataset = ds.dataset(
-            file_paths(dt, loc, prune), schema=kind.schema, filesystem=loc.fs, format="parquet"
+            file_paths(dt, loc, kind, prune),
+            schema=kind.schema,
+            filesystem=loc.fs,
+            format="parquet",
         )
         if purpose is not None:
             by_purpose = pc.field(PARTITION_COLUMN) == purpose
             filter = by_purpose if filter is None else filter & by_purpose
     return dataset.to_table(filter=filter, columns=columns)
+
+
+def _delta_tuples(filters: Any) -> list | None:
+    """DNF tuple filters as delta-rs's file pruning takes them (``==`` as ``=``), or None for
+    a pyarrow expression (it filters rows only)."""
+    if filters is None or isinstance(filters, ds.Expression):
+        return None
+
+    def one(condition: tuple) -> tuple:
+        column, op, value = condition
+        return (column, "=" if op == "==" else op, value)
+
+    if filters and isinstance(filters[0], tuple):
+        return [one(c) for c in filters]
+    return [[one(c) for c in group] for group in filters]
 
 
 def _and_tuples(prune: list | None, condition: tuple) -> list:
@@ -84,7 +102,7 @@ def _open_frames(
             filter=_to_expression(filters),
             columns=columns,
             purpose=purpose,
-            prune=None if filters is None or isinstance(filters, ds.Expression) else filters,
+            prune=_delta_tuples(filters),
         )
     except TableNotFoundError:
         raise FileNotFoundError(
