@@ -180,7 +180,8 @@ class ClipFramesConfig(CommonConfig):
     limit_clips: int = 0
 
     def specs(self) -> list[ExtractionSpec]:
-        """One spec per purpose; explicit rates apply to every purpose."""
+        """One spec per purpose (a purpose given twice counts once); explicit rates apply to
+        every purpose."""
         return [
             ExtractionSpec(
                 purpose=check_purpose(p),
@@ -189,7 +190,7 @@ class ClipFramesConfig(CommonConfig):
                 target_res=self.target_res,
                 min_frames=self.min_frames,
             )
-            for p in self.purpose
+            for p in dict.fromkeys(self.purpose)
         ]
 
     def stride(self) -> FixedStride | None:

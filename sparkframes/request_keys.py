@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
@@ -51,25 +52,53 @@ def _invalid(clip: ClipSpan) -> list[str]:
     return [] if clip.invalid is None else [clip.invalid]
 
 
-def pixels_key(key: str, config: CommonConfig) -> str:
-    """``key`` extended by the settings that change what is stored (the decoder's loop filter,
-    the frame encoding, whether playlists may be opened), so that changing one re-extracts;
-    with the defaults it is ``key`` unchanged."""
+def _pixels_doc(config: CommonConfig) -> dict:
+    """The settings that change what is stored (the decoder's loop filter, the frame encoding,
+    whether playlists may be opened); empty with the defaults."""
     doc: dict = {}
     if config.skip_loop_filter != "none":
         doc["skip_loop_filter"] = config.skip_loop_filter
     if config.allow_playlists:
         doc["allow_playlists"] = True
     doc.update(config.encoding().key() or {})
-    return fingerprint({"request": key, **doc}) if doc else key
+    return doc
+
+
+def _with_pixels(key: str, pixels: dict) -> str:
+    return fingerprint({"request": key, **pixels}) if pixels else key
+
+
+def pixels_key(key: str, config: CommonConfig) -> str:
+    """``key`` extended by the settings that change what is stored, so that changing one
+    re-extracts; with the defaults it is ``key`` unchanged."""
+    return _with_pixels(key, _pixels_doc(config))
+
+
+UnitKeys = Callable[[tuple[ClipSpan, ...] | None], dict[str, str]]
+
+
+def unit_keys_of(config: CommonConfig) -> UnitKeys:
+    """A function from one video's clips (None: whole video / stride) to its purpose -> request
+    key. What does not depend on the video is worked out once, here: planning calls the
+    function for every video of the input."""
+    pixels = _pixels_doc(config)
+    if isinstance(config, VideoFramesConfig):
+        fixed = {
+            config.purpose: _with_pixels(fingerprint({"output_hw": list(config.output_hw)}), pixels)
+        }
+        return lambda _clips: dict(fixed)
+    assert isinstance(config, ClipFramesConfig)
+    stride, specs = config.stride(), config.specs()
+    whole = {s.purpose: _with_pixels(request_key(s, None, stride), pixels) for s in specs}
+
+    def keys(clips: tuple[ClipSpan, ...] | None) -> dict[str, str]:
+        if clips is None:
+            return dict(whole)
+        return {s.purpose: _with_pixels(request_key(s, clips, stride), pixels) for s in specs}
+
+    return keys
 
 
 def unit_keys(config: CommonConfig, clips: tuple[ClipSpan, ...] | None) -> dict[str, str]:
     """Purpose -> request key of one video with ``clips`` (None: whole video / stride)."""
-    if isinstance(config, ClipFramesConfig):
-        stride = config.stride()
-        return {
-            s.purpose: pixels_key(request_key(s, clips, stride), config) for s in config.specs()
-        }
-    assert isinstance(config, VideoFramesConfig)
-    return {config.purpose: pixels_key(fingerprint({"output_hw": list(config.output_hw)}), config)}
+    return unit_keys_of(config)(clips)

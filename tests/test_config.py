@@ -228,3 +228,19 @@ def test_the_two_commands_never_write_the_same_purpose():
     assert (
         build_config(VideoFramesConfig, {**base, "purpose": "scene_small"}).purpose == "scene_small"
     )
+
+
+def test_a_purpose_given_twice_counts_once():
+    argv = ["clip-frames", "--input", "i", "--output", "o"]
+    _, config = parse_config([*argv, "--purpose", "embeddings,aesthetics,embeddings"])
+    assert [s.purpose for s in config.specs()] == ["embeddings", "aesthetics"]
+
+
+def test_credentials_in_a_uri_never_reach_the_tables_history():
+    from sparkframes.spark.job import redact
+
+    text = '{"input": "s3://AKIA:secret@bucket/in.parquet", "output": "/plain/path"}'
+    assert redact(text) == '{"input": "s3://***@bucket/in.parquet", "output": "/plain/path"}'
+    assert (
+        redact("https://user:pw@host/v.mp4 and s3://b/k") == "https://***@host/v.mp4 and s3://b/k"
+    )

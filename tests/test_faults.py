@@ -132,6 +132,18 @@ def test_a_failure_that_may_pass_is_retried_a_few_times_then_left(spark, tmp_pat
     assert [e["error_class"] for e in errors] == ["VideoTimeoutError"]
 
 
+def test_failures_in_a_row_are_counted_per_purpose(spark, tmp_path, catalog):
+    """A purpose added to a video that keeps failing starts its own count: its tries are not
+    used up by the failures of the purposes asked before it."""
+    inputs = write_input(tmp_path / "in.parquet", [str(catalog["h264_mp4"])])
+    out = tmp_path / "out"
+    run(spark, inputs, out, video_timeout_s=0.001, purpose=["embeddings"])
+    run(spark, inputs, out, video_timeout_s=0.001, purpose=["embeddings", "aesthetics"])
+    state = read_state(TableLocation.of(str(out)))
+    counts = {purpose: s.transient_failures for (_, purpose), s in state.items()}
+    assert counts == {"embeddings": 2, "aesthetics": 1}
+
+
 class _RaisesInside(Extraction):
     """An exception no extraction code expects (a bug, a resource running out)."""
 

@@ -21,34 +21,16 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from sparkframes.config import CommonConfig
 from sparkframes.filesystems import UNKNOWN_STATE, file_states
-from sparkframes.request_keys import unit_keys
+from sparkframes.request_keys import unit_keys_of
 from sparkframes.spans import ClipSpan, clips_of_rows, span_of_row
 from sparkframes.spark.inputs import check_columns, spark_kind
 from sparkframes.table.schema import STATE_SCHEMA
 from sparkframes.table.state import MAX_TRANSIENT_TRIES
 
-SPAN = T.StructType(
-    [
-        T.StructField("clip_id", T.StringType()),
-        T.StructField("start_s", T.DoubleType()),
-        T.StructField("end_s", T.DoubleType()),
-    ]
-)
-SPANS = T.ArrayType(SPAN)
-
-PLANNED = T.StructType(
-    [
-        T.StructField("video_path", T.StringType(), False),
-        T.StructField("purpose", T.StringType(), False),
-        T.StructField("video_size", T.LongType(), False),
-        T.StructField("video_mtime_ns", T.LongType(), False),
-        T.StructField("request_key", T.StringType(), False),
-        T.StructField("spans", SPANS),
-    ]
-)
 _PLANNED_ARROW = pa.schema(
     [
         pa.field("video_path", pa.string(), False),
@@ -66,6 +48,7 @@ _PLANNED_ARROW = pa.schema(
         ),
     ]
 )
+PLANNED = from_arrow_schema(_PLANNED_ARROW)
 
 
 def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
@@ -106,6 +89,7 @@ def planned_units(videos: DataFrame, config: CommonConfig) -> DataFrame:
     """Per (video, purpose) on the executors: the file's size and mtime, and the request key."""
 
     def plan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        keys_of = unit_keys_of(config)
         for batch in batches:
             paths = batch.column("video_path").to_pylist()
             spans = batch.column("spans").to_pylist()
@@ -113,7 +97,7 @@ def planned_units(videos: DataFrame, config: CommonConfig) -> DataFrame:
             rows = []
             for path, video_spans in zip(paths, spans, strict=True):
                 size, mtime = states.get(path, UNKNOWN_STATE)
-                keys = unit_keys(config, spans_to_clips(video_spans))
+                keys = keys_of(spans_to_clips(video_spans))
                 rows.extend(
                     {
                         "video_path": path,
@@ -134,14 +118,8 @@ def state_frame(spark: SparkSession, state: pa.Table | None) -> DataFrame:
     """The table's state as a DataFrame (read with pyarrow, which has the table's credentials;
     None: no state, as for an overwrite)."""
     if state is None or state.num_rows == 0:
-        return spark.createDataFrame([], _spark_schema(STATE_SCHEMA))
+        return spark.createDataFrame([], from_arrow_schema(STATE_SCHEMA))
     return spark.createDataFrame(state.select(STATE_SCHEMA.names))
-
-
-def _spark_schema(schema: pa.Schema) -> T.StructType:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(schema)
 
 
 def out_of_date(planned: DataFrame, state: DataFrame, partitions: int) -> DataFrame:
@@ -191,11 +169,14 @@ def works(decided: DataFrame, partitions: int) -> DataFrame:
             F.map_from_entries(F.collect_list(F.struct("purpose", "request_key"))).alias(
                 "request_keys"
             ),
-            F.max("transient_failures").alias("transient_failures"),
+            F.map_from_entries(F.collect_list(F.struct("purpose", "transient_failures"))).alias(
+                "transient_failures"
+            ),
         )
     )
     # One window over all the videos (a single key, said outright: these rows are small).
     everything = Window.partitionBy(F.lit(0)).orderBy(F.desc("video_size"), "video_path")
     rank = F.row_number().over(everything) - 1
     dealt = per_video.withColumn("task", (rank % partitions).cast("int"))
-    return dealt.repartitionByRange(partitions, "task").sortWithinPartitions("task")
+    # Within a task the largest videos go first, so the task's tail is short videos.
+    return dealt.repartitionByRange(partitions, "task").sortWithinPartitions(F.desc("video_size"))

@@ -48,7 +48,8 @@ class VideoWork:
     mtime_ns: int
     clips: tuple[ClipSpan, ...] | None
     request_keys: dict[str, str]  # purpose -> request key
-    transient_failures: int = 0  # earlier runs in a row that failed in a way that may pass
+    #: purpose -> earlier runs in a row whose failure may pass (absent: none)
+    transient_failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def purposes(self) -> list[str]:
@@ -64,7 +65,7 @@ class VideoWork:
             row.get("video_mtime_ns", -1),
             spans_to_clips(row["spans"]),
             keys,
-            row.get("transient_failures") or 0,
+            dict(row.get("transient_failures") or {}),
         )
 
 
@@ -97,11 +98,12 @@ class TaskSettings:
     options: CommonConfig
     progress_dir: str | None = None  # local runs: where tasks leave their counts
 
-    @property
-    def purposes(self) -> list[str]:
-        if isinstance(self.options, ClipFramesConfig):
-            return list(self.options.purpose)
-        return [self.options.purpose]
+
+def purposes_of(options: CommonConfig) -> list[str]:
+    """The purposes a run's options ask for."""
+    if isinstance(options, ClipFramesConfig):
+        return list(dict.fromkeys(options.purpose))
+    return [options.purpose]
 
 
 def extract_options(options: CommonConfig) -> ExtractOptions:
@@ -139,34 +141,47 @@ def run_partition(
     result = AttemptResult()
     outcomes = []
     counts = {"videos": 0, "frames": 0, "errors": 0}
-    for work in works:
-        outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
-        errors = _extract(work, settings.options, options, outcome, writer.write_frames)
-        for purpose in work.purposes if errors else []:
-            batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
-            writer.write_errors(batch, work.video_path, purpose)
-        writer.end_video()
-        outcomes.append(outcome)
-        if settings.progress_dir:
-            counts["videos"] += 1
-            counts["frames"] += sum(outcome.frames_by_purpose.values())
-            counts["errors"] += int(outcome.errors > 0)
-            write_progress(settings.progress_dir, partition_id, attempt, counts)
-        for purpose, request_key in work.request_keys.items():
-            result.units.append(
-                UnitState(
-                    work.video_path,
-                    purpose,
-                    work.size,
-                    work.mtime_ns,
-                    request_key,
-                    frames=outcome.frames_by_purpose.get(purpose, 0),
-                    errors=outcome.errors,
-                    transient_failures=work.transient_failures + 1 if outcome.retry else 0,
-                )
-            )
-    result.frame_files, result.error_files = writer.close()
+    try:
+        for work in works:
+            outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
+            errors: list[BaseException] = []
+            for purpose, batch in _batches(work, settings.options, options, outcome, errors):
+                writer.write_frames(purpose, batch, work.video_path)
+            for purpose in work.purposes if errors else []:
+                batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
+                writer.write_errors(purpose, batch, work.video_path)
+            writer.end_video()
+            outcomes.append(outcome)
+            if settings.progress_dir:
+                counts["videos"] += 1
+                counts["frames"] += sum(outcome.frames_by_purpose.values())
+                counts["errors"] += int(outcome.errors > 0)
+                write_progress(settings.progress_dir, partition_id, attempt, counts)
+            result.units.extend(_unit_states(work, outcome))
+        result.frame_files, result.error_files = writer.close()
+    except BaseException:
+        writer.abort()  # its files stay unlisted, for vacuum; no stream left to the GC
+        raise
     return result, outcomes
+
+
+def _unit_states(work: VideoWork, outcome: VideoOutcome) -> list[UnitState]:
+    """What this attempt records in the state for each of the video's purposes."""
+    return [
+        UnitState(
+            work.video_path,
+            purpose,
+            work.size,
+            work.mtime_ns,
+            request_key,
+            frames=outcome.frames_by_purpose.get(purpose, 0),
+            errors=outcome.errors,
+            transient_failures=(
+                work.transient_failures.get(purpose, 0) + 1 if outcome.retry else 0
+            ),
+        )
+        for purpose, request_key in work.request_keys.items()
+    ]
 
 
 def _extraction(work: VideoWork, options: CommonConfig, extract: ExtractOptions) -> Extraction:
@@ -180,40 +195,40 @@ def _extraction(work: VideoWork, options: CommonConfig, extract: ExtractOptions)
     )
 
 
-def _extract(
+def _batches(
     work: VideoWork,
     options: CommonConfig,
     extract: ExtractOptions,
     outcome: VideoOutcome,
-    sink: Callable[[str, pa.RecordBatch, str], None],
-) -> list[BaseException]:
-    """Extract one video into ``sink(purpose, batch, video_path)``, filling ``outcome``; the
-    errors to record. A failure costs this video only (``--no-fallback`` excepted)."""
+    errors: list[BaseException],
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """One video's (purpose, batch) as they come, filling ``outcome`` and ``errors`` (the
+    errors to record) by the end. A failure costs this video only (``--no-fallback`` aside)."""
     if not work.video_path:  # input rows without a path: an error row each, nothing to open
-        errors: list[BaseException] = [
+        errors.extend(
             MissingVideoPathError(clip_id=c.clip_id) for c in (work.clips or [WHOLE_VIDEO])
-        ]
+        )
         outcome.errors, outcome.failed = len(errors), True
-        return errors
+        return
     extraction = _extraction(work, options, extract)
     batches = (
         run_isolated(extraction, options.video_timeout_s)
         if options.video_timeout_s > 0
         else run_inline(extraction)
     )
-    errors = []
+    failure: list[BaseException] = []
     try:
         for purpose, batch in batches:
-            sink(purpose, batch, work.video_path)
             outcome.frames_by_purpose[purpose] = (
                 outcome.frames_by_purpose.get(purpose, 0) + batch.num_rows
             )
+            yield purpose, batch
     except DecoderUnavailableError:
         raise  # --no-fallback: the run must fail, loudly
     except Exception as exc:  # a bug or resource error must cost one video, not the task
-        errors.append(InternalError.from_exception(work.video_path, exc))
+        failure.append(InternalError.from_exception(work.video_path, exc))
     report = extraction.report
-    errors = [*report.errors, *errors]
+    errors.extend([*report.errors, *failure])
     outcome.clips = report.clips
     outcome.errors = len(errors)
     outcome.failed = bool(errors) and not outcome.frames_by_purpose
@@ -221,7 +236,6 @@ def _extract(
     outcome.seconds = report.seconds
     outcome.frames_decoded = report.decode.frames_decoded
     outcome.decoder = report.decoder
-    return errors
 
 
 def _task_cpus() -> int:
@@ -255,28 +269,25 @@ def files_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
 
 def frames_function(options: CommonConfig) -> Callable[[Iterator], Iterator]:
     """What ``mapInArrow`` runs for the lazy frames DataFrame: videos in, their frames out, with
-    their purpose. A video that fails gives no rows (its errors go to the task's log)."""
-    purposes = TaskSettings("", "", options).purposes
+    their purpose, batch by batch as they are extracted. A video that fails gives no rows (its
+    errors go to the task's log)."""
+    purposes = purposes_of(options)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import logging
 
         extract = extract_options(options)
-        out: list[pa.RecordBatch] = []
-
-        def sink(purpose: str, batch: pa.RecordBatch, _video: str) -> None:
-            column = pa.array([purpose] * batch.num_rows, pa.string())
-            out.append(
-                pa.RecordBatch.from_arrays([*batch.columns, column], schema=FRAMES_TABLE_SCHEMA)
-            )
-
         for row in _rows(batches):
             work = VideoWork.from_row(row, purposes)
-            errors = _extract(work, options, extract, VideoOutcome(work.video_path), sink)
+            errors: list[BaseException] = []
+            outcome = VideoOutcome(work.video_path)
+            for purpose, batch in _batches(work, options, extract, outcome, errors):
+                column = pa.array([purpose] * batch.num_rows, pa.string())
+                yield pa.RecordBatch.from_arrays(
+                    [*batch.columns, column], schema=FRAMES_TABLE_SCHEMA
+                )
             for error in errors:
                 logging.getLogger("sparkframes").warning("%s: %s", type(error).__name__, error)
-            yield from out
-            out.clear()
 
     return run
 
