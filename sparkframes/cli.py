@@ -17,6 +17,7 @@ from typing import Any
 from sparkframes import __version__
 from sparkframes.config import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
+from sparkframes.table.delta import DEFAULT_RETENTION_HOURS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -150,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     vacuum.add_argument(
         "--retention-hours",
         type=int,
-        default=168,
-        help="keep what versions of the last N hours read (default 168, Delta's own default); "
+        default=DEFAULT_RETENTION_HOURS,
+        help=f"keep what versions of the last N hours read (default {DEFAULT_RETENTION_HOURS}, "
+        "Delta's own default); "
         "must be longer than any run or reader in progress",
     )
     vacuum.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
@@ -453,14 +455,22 @@ def _preview_purpose(table: str, purpose: str | None) -> str:
 
 def _vacuum(args: argparse.Namespace) -> int:
     """Delete (or list) the files no retained version of the three tables reads."""
+    from deltalake.exceptions import DeltaError
+
     from sparkframes.table.delta import TableLocation, vacuum
+    from sparkframes.table.legacy import legacy_problem
 
     if args.retention_hours < 0:
         print("sparkframes: --retention-hours must be >= 0", file=sys.stderr)
         return 2
     try:
-        removed = vacuum(TableLocation.of(args.table), args.retention_hours, dry_run=args.dry_run)
-    except (ValueError, OSError) as exc:
+        loc = TableLocation.of(args.table)
+        problem = legacy_problem(loc)
+        if problem is not None:
+            print(f"sparkframes: {problem}", file=sys.stderr)
+            return 2
+        removed = vacuum(loc, args.retention_hours, dry_run=args.dry_run)
+    except (ValueError, OSError, DeltaError) as exc:
         print(f"sparkframes: {args.table}: {exc}", file=sys.stderr)
         return 2
     if not removed:

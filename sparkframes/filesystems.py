@@ -1,7 +1,7 @@
 """Which filesystem a path or URI lives on, and the state of a file there (size, mtime).
 
-pyarrow's filesystems answer for local paths and data-lake URIs, one answer for videos, tables
-and staging; plain HTTP(S) URLs, which FFmpeg reads itself, are asked with a HEAD request.
+pyarrow's filesystems answer for local paths and data-lake URIs, one answer for videos and for
+tables; plain HTTP(S) URLs, which FFmpeg reads itself, are asked with a HEAD request.
 """
 
 from __future__ import annotations

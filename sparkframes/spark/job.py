@@ -4,8 +4,9 @@ input -> per-video plan and up-to-date decision (planning.py, on the executors) 
 files (tasks.py) -> the driver commits the successful attempts (table/commit.py) -> summary.
 
 The driver holds counts and the small descriptions of the files the tasks wrote; it never
-loops over the input's videos. Everything goes through the DataFrame API, so a classic and a
-Spark Connect session run the same code.
+loops over the input's videos. (The table's state is read on the driver with pyarrow, which
+has the store's credentials, and handed to Spark as a DataFrame.) Everything goes through the
+DataFrame API, so a classic and a Spark Connect session run the same code.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -84,7 +86,7 @@ def run(
     rows = planning.input_rows(videos, config.input or "the videos DataFrame")
     slots = default_parallelism(spark)
     planned = planning.planned_units(planning.videos_of(rows, slots), config)
-    decided = planning.out_of_date(planned, planning.state_frame(spark, state), slots).cache()
+    decided = _cached(planning.out_of_date(planned, planning.state_frame(spark, state), slots))
     try:
         summary.videos_in_input, todo = planning.counts(decided)
         summary.videos_skipped = summary.videos_in_input - todo
@@ -128,7 +130,7 @@ def _extract(
     )
     settings = TaskSettings(
         run_id=run_id,
-        output=config.output,
+        output=loc.uri,  # absolute: an executor's working directory is not the driver's
         options=config,
         progress_dir=(
             os.path.join(tempfile.gettempdir(), f"sparkframes-progress-{run_id}")
@@ -159,10 +161,28 @@ def _extract(
     return attempts
 
 
+def _cached(frame: DataFrame) -> DataFrame:
+    """``frame``, cached where the session can (it is read twice: counted, then extracted).
+    Some Connect services refuse caching; there the plan is simply computed twice."""
+    try:
+        return frame.cache()
+    except Exception:
+        return frame
+
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the ``user:password@`` of any URI in it masked."""
+    return _CREDENTIALS.sub("***@", text)
+
+
 def _metadata(command: str, config: CommonConfig, summary: RunSummary) -> dict:
     """What a run's commits carry besides the run id: enough to tell from the table's history
     which run made a version, how it was asked and what it did."""
-    settings = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    # The table's history is readable by anyone who reads the table: no credentials in it.
+    settings = json.loads(redact(json.dumps(dataclasses.asdict(config), default=str)))
     counts = {
         k: v
         for k, v in summary.as_dict().items()

@@ -41,7 +41,9 @@ def wants_gpu(spark: SparkSession, decoder_mode: str) -> bool:
 
 def default_parallelism(spark: SparkSession) -> int:
     """Tasks the cluster runs at once, as far as the session can tell: ``local[N]``'s N, else
-    ``spark.default.parallelism``, else the classic context's own count."""
+    ``spark.default.parallelism``, else the classic context's own count; on Connect (no
+    context) executors x cores where both are set, else ``spark.sql.shuffle.partitions``. The
+    client's own CPU count says nothing about the cluster."""
     master = _conf(spark, "spark.master", "")
     if master.startswith("local["):
         cores = master[len("local[") :].split(",")[0].rstrip("]")
@@ -53,9 +55,13 @@ def default_parallelism(spark: SparkSession) -> int:
     try:
         return spark.sparkContext.defaultParallelism  # classic sessions only
     except Exception:  # a Connect session has no SparkContext
-        import os
-
-        return os.cpu_count() or 2
+        pass
+    instances = _conf(spark, "spark.executor.instances", "")
+    cores = _conf(spark, "spark.executor.cores", "")
+    if instances.isdigit() and cores.isdigit():
+        return int(instances) * int(cores)
+    shuffle = _conf(spark, "spark.sql.shuffle.partitions", "")
+    return int(shuffle) if shuffle.isdigit() else 2
 
 
 def stage_profile(
