@@ -59,10 +59,13 @@ def _frames_batch(video: str, schema):
             "width": w,
             "decoder": "ffmpeg_cpu",
             "frame": bytes(h * w * 3),
+            "frame_encoding": "raw",  # a column the old protocol's schema does not have
         }
         for i in range(2)
     ]
-    return pa.RecordBatch.from_pylist(rows, schema=schema)
+    return pa.RecordBatch.from_pylist(
+        [{k: v for k, v in r.items() if k in schema.names} for r in rows], schema=schema
+    )
 
 
 def _child_commit_new(output: str, files: int) -> dict:
@@ -231,26 +234,6 @@ def _run_child(protocol: str, baseline: Path, argv: list[str], env: dict | None 
     return json.loads(line.removeprefix("RESULT "))
 
 
-def _refresh_inputs(count: int, work: Path) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from bench.common import tiny_video
-
-    source = tiny_video()
-    folder = work / "videos"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        link = folder / f"v{i:05d}.mp4"
-        if not link.exists():
-            os.link(source, link)
-        paths.append(str(link))
-    table = work / f"videos_{count}.parquet"
-    pq.write_table(pa.table({"video_path": paths}), table)
-    return table
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 files, 200 videos, 1 repetition")
@@ -264,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return _child(args)
 
-    from bench.common import load_note, machine_info, md_table, median, write_section
+    from bench.common import (
+        load_note,
+        machine_info,
+        md_table,
+        median,
+        tiny_videos_input,
+        write_section,
+    )
     from tests.s3 import s3_server
 
     files = 100 if args.quick else 1000
@@ -296,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = _run_child(protocol, baseline, argv, env)
                     commits.setdefault((store, protocol), []).append(result)
 
-    inputs = _refresh_inputs(videos, work)
+    inputs = tiny_videos_input(work, videos)
     refreshes: dict[str, list[dict]] = {}
     for protocol in ("old", "new"):  # set-up: one extraction of every video, not timed
         _run_child(

@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import time
@@ -498,3 +499,31 @@ def tiny_video() -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+#: Hard links per copy of the source: filesystems cap a file's links (ext4 at 65,000).
+LINKS_PER_FILE = 50_000
+
+
+def tiny_videos_input(work: Path, rows: int) -> Path:
+    """``rows`` hard links of a few copies of one tiny video, and an input table naming them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = work / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for k in range(-(-rows // LINKS_PER_FILE)):
+        copy = work / f"source_{k}.mp4"
+        if not copy.exists():
+            shutil.copyfile(tiny_video(), copy)
+        sources.append(copy)
+    paths = []
+    for i in range(rows):
+        link = folder / f"v{i:06d}.mp4"
+        if not link.exists():
+            os.link(sources[i // LINKS_PER_FILE], link)
+        paths.append(str(link))
+    table = work / f"input_{rows}.parquet"
+    pq.write_table(pa.table({"video_path": paths}), table)
+    return table

@@ -2,8 +2,8 @@
 
     python -m bench.planning_bench [--quick] [--rows 10000,100000] [--reps N]
 
-For each input size N (videos are hard links of one tiny file, so stat'ing them is real work
-but extracting them is never needed):
+For each input size N (videos are hard links of a few copies of one tiny file, so stat'ing
+them is real work but extracting them is never needed):
 
 * **no-op refresh**: the table's state (``OUT/_state``) already holds every video, up to date,
   so ``run_clip_frames`` reads the input, stats every file on the executors, joins the state,
@@ -20,15 +20,12 @@ the driver's JVM, so the JVM's memory is not the driver's alone and is not repor
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.common import (
@@ -37,7 +34,7 @@ from bench.common import (
     machine_info,
     md_table,
     median,
-    tiny_video,
+    tiny_videos_input,
     write_section,
 )
 from sparkframes.config import ClipFramesConfig, build_config
@@ -53,22 +50,6 @@ from sparkframes.table.delta import TableLocation
 from sparkframes.table.state import UnitState, read_state_table
 
 REQUEST = {"policy": "middle", "progress": False}
-
-
-def make_input(work: Path, rows: int) -> Path:
-    """``rows`` hard links of one tiny video, and an input table naming them."""
-    source = tiny_video()
-    folder = work / "videos"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(rows):
-        link = folder / f"v{i:06d}.mp4"
-        if not link.exists():
-            os.link(source, link)
-        paths.append(str(link))
-    table = work / f"input_{rows}.parquet"
-    pq.write_table(pa.table({"video_path": paths}), table)
-    return table
 
 
 def write_up_to_date_state(config: ClipFramesConfig, paths: list[str]) -> None:
@@ -134,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_session("local[2]", "planning-bench", log_level="ERROR")
     results: dict[int, dict[str, list]] = {}
     for n in sizes:
-        inputs = make_input(work, n)
+        inputs = tiny_videos_input(work, n)
         paths = pq.read_table(inputs)["video_path"].to_pylist()
         base = {"input": str(inputs), **REQUEST}
         noop = build_config(ClipFramesConfig, {**base, "output": str(work / "tables" / f"up_{n}")})
@@ -185,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         ],
         rows,
     )
+    elapsed = time.perf_counter() - started
     body = f"""## Planning in Spark, from 10,000 to 100,000 videos (`bench/planning_bench.py`)
 
 {header}
 
-`local[2]`, {reps} repetition(s), medians. Videos are hard links of one 3-frame 64x48 H.264
-file; request: policy `middle`, default purpose. Whole run {time.perf_counter() - started:.0f} s.
+`local[2]`, {reps} repetition(s), medians. Videos are hard links of copies of one 3-frame
+64x48 H.264 file; request: policy `middle`, default purpose. Whole run {elapsed:.0f} s.
 *no-op refresh*: `run_clip_frames` over a table whose state has every video up to date (read
 the input, plan and stat on the executors, join the state, count; nothing to commit).
 *planning, all new*: the same up to the decision, against an empty table. *driver MiB added*:

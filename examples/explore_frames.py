@@ -45,9 +45,7 @@ def main(table: str) -> None:
     from sparkframes.spark.session import get_session
 
     spark = get_session("local[2]", "explore")
-    spark.read.option("basePath", table).parquet(*dt.file_uris()).createOrReplaceTempView(
-        "frames"
-    )
+    spark.read.option("basePath", table).parquet(*dt.file_uris()).createOrReplaceTempView("frames")
     spark.sql("SELECT purpose, count(*) AS n FROM frames GROUP BY purpose").show()
 
     # --- pyarrow + numpy: tensors without copies ------------------------------------------
