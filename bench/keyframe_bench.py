@@ -33,7 +33,7 @@ from bench.common import (
     timed,
     write_section,
 )
-from sparkframes.decoding.pyav_decoder import DecodeStats
+from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.source import open_video
 from sparkframes.preview import exact_thumbnails, keyframe_thumbnails
 from sparkframes.preview.keyframes import target_times

@@ -9,16 +9,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-from av.codec.hwaccel import HWAccel
 
 from sparkframes.decoding.backends import (
     CPU,
-    FFMPEG_GPU,
     DecoderChoice,
     DecoderUnavailableError,
     warn_fallback,
 )
-from sparkframes.decoding.pyav_decoder import DecodeStats
+from sparkframes.decoding.protocol import DecoderRefusedError, DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
 from sparkframes.errors import FrameExtractionError
@@ -101,25 +99,15 @@ class Batcher:
         return batch
 
 
-def cuda_hwaccel(choice: DecoderChoice) -> HWAccel | None:
-    """FFmpeg's CUDA hwaccel on the assigned GPU for ``ffmpeg_gpu``; None otherwise.
-
-    PyAV's own software fallback is off: with it, a stream NVDEC refuses (an unsupported profile
-    or size) would be decoded on the CPU silently and recorded as ``ffmpeg_gpu``. Without it the
-    decoder fails at its first frame, and our fallback decodes the video on the CPU with a
-    warning and records ``ffmpeg_cpu``.
-    """
-    if choice.mode != FFMPEG_GPU:
-        return None
-    return HWAccel("cuda", device=str(choice.gpu_id), allow_software_fallback=False)
-
-
 class Extraction:
     """Base of the per-video extractions: iterate for batches; ``report`` is complete after.
 
-    Errors never escape the iteration: a video that cannot be opened yields no batch and one
-    error in ``report.errors``. A GPU decoder that fails before any frame was output is retried
-    on the CPU (or, with ``no_fallback``, raises ``DecoderUnavailableError``).
+    A fault of the file never escapes the iteration: a video that cannot be opened yields no
+    batch and one error in ``report.errors``. The decoder fallback lives here, and only here: a
+    GPU decoder that refuses the video (``DecoderRefusedError``, always before any frame) has it
+    decoded on the CPU instead, or, with ``no_fallback``, raises ``DecoderUnavailableError``.
+    Any other exception is a bug or a resource running out and propagates as itself, so it is
+    never mistaken for a decoder being unavailable.
     """
 
     def __init__(self, video_path: str, options: ExtractOptions | None) -> None:
@@ -161,21 +149,16 @@ class Extraction:
 
     def _with_fallback(self) -> Iterator[list[ExtractedFrame]]:
         choice = self.options.decoder
-        if choice.mode == CPU:
-            yield from self._run(choice)
-            return
         try:
             yield from self._run(choice)
-        except FrameExtractionError:
-            raise
-        except Exception as exc:  # the GPU decoder itself failed
-            reason = f"{type(exc).__name__}: {exc}"
+        except DecoderRefusedError as exc:
+            if choice.mode == CPU:
+                raise
+            reason = str(exc)
             if self.options.no_fallback:
                 raise DecoderUnavailableError(choice.mode, reason) from exc
-            if self.report.frames_output:
-                raise FrameExtractionError(
-                    self.video_path, f"{choice.mode} failed part-way: {reason}"
-                ) from exc
+            if self.report.frames_output:  # a refusal comes first; this would be a bug
+                raise RuntimeError(f"{choice.mode} refused the video part-way: {reason}") from exc
             warn_fallback(choice.mode, reason)
             self.report = ExtractionReport(self.video_path, decoder=CPU)
             yield from self._run(DecoderChoice(CPU, choice.requested, choice.gpu_id, reason))

@@ -12,14 +12,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from sparkframes.decoding.backends import PYNVC, DecoderChoice
+from sparkframes.decoding.backends import PYNVC, DecoderChoice, cuda_hwaccel, open_decoder
 from sparkframes.decoding.prefetch import overlapped
-from sparkframes.decoding.pyav_decoder import PyAVDecoder
-from sparkframes.decoding.pynvc_decoder import NvdecRefusedError, PyNvcDecoder, nvdec_refusal
-from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
-from sparkframes.decoding.source import first_frame_turns, open_video, scan_extent
+from sparkframes.decoding.protocol import Decoder
+from sparkframes.decoding.source import open_video, scan_extent
 from sparkframes.errors import DecodeError
-from sparkframes.extraction import Batcher, ExtractedFrame, Extraction, ExtractOptions, cuda_hwaccel
+from sparkframes.extraction import Batcher, ExtractedFrame, Extraction, ExtractOptions
 from sparkframes.spans import derive_clip_id
 from sparkframes.specs import SCENE_PURPOSE, check_purpose, check_target_res
 
@@ -78,67 +76,68 @@ class VideoFrameExtraction(Extraction):
                     image,
                 )
 
-            index = 0
-            if choice.mode == PYNVC:
-                if refusal := nvdec_refusal(src.stream.frames, count, src.is_playlist):
-                    raise NvdecRefusedError(refusal)  # no path: one warning per cause
-                turns = first_frame_turns(src)
-                nv = PyNvcDecoder(src.readable_path, choice.gpu_id, opts.batch_size)
-                for pts, rgb in nv.frames():
-                    if batch := batcher.add(
-                        row(index, pts, rgb_to_rgb(rgb, self.output_hw, turns))
-                    ):
-                        yield batch
-                    index += 1
-                self.report.decode.frames_decoded = nv.frames_decoded
-                if index != count:  # repeated pts, frames before the first keyframe
-                    self.report.errors.append(
-                        DecodeError(
-                            self.video_path,
-                            f"NVDEC delivered {index} of the {count} frames in the file",
-                        )
-                    )
-            else:
-                decoder = PyAVDecoder(
-                    src, skip_unneeded=False, fail_fast=choice.mode != "ffmpeg_cpu"
-                )
-                self.report.decode = decoder.stats
-                untimed = 0
-                for frame in overlapped(decoder.all_frames(), opts.threads):
-                    if frame.pts is None:  # nothing says when it is shown: leave it out
-                        untimed += 1
-                        continue
-                    if batch := batcher.add(row(index, frame.pts, to_rgb(frame, self.output_hw))):
-                        yield batch
-                    index += 1
-                if untimed:
-                    self.report.errors.append(
-                        DecodeError(
-                            self.video_path,
-                            f"{untimed} decoded frame(s) had no presentation timestamp and "
-                            f"were left out; {index} frames kept",
-                        )
-                    )
-                if index == 0 and not decoder.failures:
-                    self.report.errors.append(
-                        DecodeError(self.video_path, "the decoder produced no frame at all")
-                    )
-                if decoder.failures:
-                    failure = decoder.failures[0]
-                    at = (
-                        ""
-                        if failure.pts is None
-                        else (f" at t = {float((failure.pts - origin) * time_base):.3f} s")
-                    )
-                    self.report.errors.append(
-                        DecodeError(
-                            self.video_path,
-                            f"decode failed{at} ({failure.message}); {len(decoder.failures)} "
-                            f"packet(s) rejected, {index} frames kept",
-                        )
-                    )
+            decoder = open_decoder(
+                choice, src, frame_count=count, skip_unneeded=False, batch_size=opts.batch_size
+            )
+            self.report.decode = decoder.stats
+            index = untimed = 0
+            for picture in overlapped(decoder.every(), opts.threads):
+                if picture.pts is None:  # nothing says when it is shown: leave it out
+                    untimed += 1
+                    continue
+                if batch := batcher.add(row(index, picture.pts, picture.rgb(self.output_hw))):
+                    yield batch
+                index += 1
+            self.report.errors.extend(
+                _decode_errors(self.video_path, decoder, index, untimed, count, origin, time_base)
+            )
             if batch := batcher.flush():
                 yield batch
+
+
+def _decode_errors(
+    video_path: str,
+    decoder: Decoder,
+    kept: int,
+    untimed: int,
+    count: int,
+    origin: int,
+    time_base: Fraction,
+) -> list[DecodeError]:
+    """What went wrong in a front-to-back decode that kept ``kept`` of ``count`` frames."""
+    errors = []
+    if untimed:
+        errors.append(
+            DecodeError(
+                video_path,
+                f"{untimed} decoded frame(s) had no presentation timestamp and were left out; "
+                f"{kept} frames kept",
+            )
+        )
+    if kept == 0 and not decoder.failures:
+        errors.append(DecodeError(video_path, "the decoder produced no frame at all"))
+    if decoder.failures:
+        failure = decoder.failures[0]
+        at = (
+            ""
+            if failure.pts is None
+            else f" at t = {float((failure.pts - origin) * time_base):.3f} s"
+        )
+        errors.append(
+            DecodeError(
+                video_path,
+                f"decode failed{at} ({failure.message}); {len(decoder.failures)} packet(s) "
+                f"rejected, {kept} frames kept",
+            )
+        )
+    # NVDEC drops frames silently (repeated pts, frames before the first keyframe), so its count
+    # is checked against the demuxer's. FFmpeg reports what it rejects (above), and its count
+    # may differ from the packets' for good reasons (field-coded pictures).
+    if decoder.mode == PYNVC and kept != count:
+        errors.append(
+            DecodeError(video_path, f"NVDEC delivered {kept} of the {count} frames in the file")
+        )
+    return errors
 
 
 def extract_video_frames(

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from sparkframes.config import ClipFramesConfig, build_config
-from sparkframes.decoding.pyav_decoder import DecodeStats
+from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoOpenError
 from sparkframes.preview import (

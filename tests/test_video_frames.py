@@ -26,7 +26,7 @@ from sparkframes.decoding.pynvc_decoder import nvdec_refusal
 from sparkframes.decoding.source import open_video
 from sparkframes.extraction import ExtractOptions
 from sparkframes.specs import NATIVE, ExtractionSpec
-from sparkframes.video_frames import extract_video_frames
+from sparkframes.video_frames import VideoFrameExtraction, extract_video_frames
 from tests.conftest import oracle_for
 from tests.videos import VideoSpec, make_video, read_frame_number
 
@@ -116,6 +116,25 @@ def test_no_fallback_fails_naming_the_cause(catalog):
     )
     with pytest.raises(DecoderUnavailableError, match="Frame extraction failed"):
         rows_of(ex)
+
+
+class _BugUnderTheGpu(VideoFrameExtraction):
+    """A fault that is not a refusal (a bug) raised by the GPU path of the real extraction."""
+
+    def _run(self, choice):
+        if choice.mode != CPU:
+            raise ValueError("a bug, not an unavailable decoder")
+        yield from super()._run(choice)
+
+
+@pytest.mark.parametrize("no_fallback", [False, True])
+def test_a_bug_under_a_gpu_mode_is_neither_a_fallback_nor_unavailable(catalog, no_fallback):
+    """Only a refusal sends a video to the CPU: anything else surfaces as itself, so that the
+    task records it as an internal error instead of hiding it behind a CPU decode."""
+    forced = DecoderChoice(FFMPEG_GPU, FFMPEG_GPU, 0)
+    options = ExtractOptions(decoder=forced, no_fallback=no_fallback)
+    with pytest.raises(ValueError, match="a bug"):
+        rows_of(_BugUnderTheGpu(str(catalog["h264_mp4"]), options=options))
 
 
 PEAK_RSS_SCRIPT = """

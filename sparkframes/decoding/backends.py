@@ -1,9 +1,11 @@
-"""Choosing a decoder: ``ffmpeg_cpu``, ``ffmpeg_gpu`` (FFmpeg's CUDA hwaccel in the PyAV wheel),
-``pynvc`` (NVDEC through PyNvVideoCodec) or ``auto``, with a fallback to the CPU.
+"""Choosing a decoder and opening it: ``ffmpeg_cpu``, ``ffmpeg_gpu`` (FFmpeg's CUDA hwaccel in
+the PyAV wheel), ``pynvc`` (NVDEC through PyNvVideoCodec) or ``auto``, with a fallback to the CPU.
 
 A GPU mode that cannot work here (no driver, no device, library missing) falls back to
 ``ffmpeg_cpu`` with a one-line warning, and the decoder actually used is recorded per video; with
-``no_fallback`` it fails instead, with "Frame extraction failed: …" naming the cause.
+``no_fallback`` it fails instead, with "Frame extraction failed: …" naming the cause. A GPU
+decoder that refuses one video (``DecoderRefusedError``) sends that video to the CPU in the same
+way; that decision is ``extraction.Extraction``'s, the one place fallback happens.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ import ctypes
 import functools
 import logging
 from dataclasses import dataclass
+
+from av.codec.hwaccel import HWAccel
+
+from sparkframes.decoding.protocol import Decoder
+from sparkframes.decoding.pyav_decoder import PyAVDecoder
+from sparkframes.decoding.pynvc_decoder import PyNvcDecoder
+from sparkframes.decoding.source import VideoSource
 
 log = logging.getLogger("sparkframes")
 
@@ -105,3 +114,36 @@ def warn_fallback(requested: str, reason: str) -> None:
         log.warning(
             "sparkframes: %s unavailable (%s); decoding on CPU (ffmpeg_cpu)", requested, reason
         )
+
+
+def cuda_hwaccel(choice: DecoderChoice) -> HWAccel | None:
+    """FFmpeg's CUDA hwaccel on the assigned GPU for ``ffmpeg_gpu``; None otherwise.
+
+    PyAV's own software fallback is off: with it, a stream NVDEC refuses (an unsupported profile
+    or size) would be decoded on the CPU silently and recorded as ``ffmpeg_gpu``. Without it the
+    decoder fails at its first frame, which is a refusal, and our fallback decodes the video on
+    the CPU with a warning and records ``ffmpeg_cpu``.
+    """
+    if choice.mode != FFMPEG_GPU:
+        return None
+    return HWAccel("cuda", device=str(choice.gpu_id), allow_software_fallback=False)
+
+
+def open_decoder(
+    choice: DecoderChoice,
+    source: VideoSource,
+    *,
+    frame_count: int,
+    skip_unneeded: bool = True,
+    batch_size: int = 64,
+) -> Decoder:
+    """The decoder ``choice`` names on ``source`` (opened with ``cuda_hwaccel(choice)``).
+
+    ``frame_count`` is what the demuxer found (NVDEC refuses a container that would stop it
+    short); ``skip_unneeded`` lets the CPU decoder skip what no chosen frame depends on;
+    ``batch_size`` is NVDEC's frames per call. Raises ``DecoderRefusedError`` when a GPU
+    decoder cannot take the video.
+    """
+    if choice.mode == PYNVC:
+        return PyNvcDecoder(source, choice.gpu_id, batch_size, frame_count)
+    return PyAVDecoder(source, skip_unneeded=skip_unneeded, mode=choice.mode)

@@ -27,6 +27,12 @@ from dataclasses import dataclass, field
 
 import av
 
+from sparkframes.decoding.protocol import (
+    AVPicture,
+    DecodeFailure,
+    DecoderRefusedError,
+    DecodeStats,
+)
 from sparkframes.decoding.source import VideoSource
 
 #: Crossing a gap of at least this many packets seeks instead of reading and dropping them.
@@ -45,30 +51,6 @@ SEEK_MIN_GAP_PACKETS = 48
 SKIP_SAFE_DECODERS: frozenset[str] = frozenset(
     {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"}
 )
-
-
-@dataclass
-class DecodeStats:
-    """What a pass cost: the benchmark reports frames decoded against frames output.
-
-    ``restarts`` counts the times the pass went back: a seek that landed somewhere unusable
-    (the file was reopened) or a range decoded again without skipping because a wanted frame
-    did not come out of it.
-    """
-
-    packets_read: int = 0
-    packets_sent: int = 0
-    frames_decoded: int = 0
-    seeks: int = 0
-    restarts: int = 0
-
-
-@dataclass
-class DecodeFailure:
-    """A packet the decoder rejected, by its presentation time."""
-
-    pts: int | None
-    message: str
 
 
 @dataclass
@@ -147,18 +129,30 @@ class PyAVDecoder:
     """
 
     def __init__(
-        self, source: VideoSource, *, skip_unneeded: bool = True, fail_fast: bool = False
+        self, source: VideoSource, *, skip_unneeded: bool = True, mode: str = "ffmpeg_cpu"
     ) -> None:
         self.source = source
+        self.mode = mode
         # Skipping is used only where it is proven to be safe for this decoder.
         self.skip_unneeded = skip_unneeded and source.codec in SKIP_SAFE_DECODERS
-        # fail_fast: raise if the very first packets fail (a GPU decoder that cannot start),
-        # so the caller can fall back to the CPU before anything was output.
-        self.fail_fast = fail_fast
+        # A device decoder (FFmpeg's CUDA hwaccel) that fails on its very first packets cannot
+        # take this stream: that is a refusal, so the extraction can fall back to the CPU
+        # before anything was output. On the CPU a rejected packet is damage, recorded.
+        self.refuses_early = source.hwaccel is not None
         self.stats = DecodeStats()
         self.failures: list[DecodeFailure] = []
         self.missing: list[int] = []
         self.recovered: list[int] = []
+
+    def chosen(self, positions: Iterable[int]) -> Iterator[tuple[int, AVPicture]]:
+        """The ``Decoder`` protocol's form of ``frames``."""
+        for position, frame in self.frames(positions):
+            yield position, AVPicture(frame)
+
+    def every(self) -> Iterator[AVPicture]:
+        """The ``Decoder`` protocol's form of ``all_frames``."""
+        for frame in self.all_frames():
+            yield AVPicture(frame)
 
     def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, av.VideoFrame]]:
         timeline = self.source.timeline
@@ -256,8 +250,8 @@ class PyAVDecoder:
         try:
             return context.decode(packet)
         except av.error.FFmpegError as exc:
-            if self.fail_fast and self.stats.frames_decoded == 0:
-                raise
+            if self.refuses_early and self.stats.frames_decoded == 0:
+                raise DecoderRefusedError(f"{self.mode} cannot decode it: {_reason(exc)}") from exc
             self.failures.append(DecodeFailure(packet.pts, _reason(exc)))
             return []
 

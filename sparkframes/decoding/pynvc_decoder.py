@@ -18,12 +18,22 @@ its sources; not yet checked on hardware by this project):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from sparkframes.decoding.protocol import (
+    DecodeFailure,
+    DecoderRefusedError,
+    DecodeStats,
+    RGBPicture,
+)
+from sparkframes.decoding.source import VideoSource, first_frame_turns
 
-class NvdecRefusedError(RuntimeError):
+PYNVC_MODE = "pynvc"
+
+
+class NvdecRefusedError(DecoderRefusedError):
     """NVDEC through PyNvVideoCodec would not deliver every frame of this video."""
 
 
@@ -50,23 +60,40 @@ def nvdec_refusal(header_frames: int, demuxed_frames: int, playlist: bool = Fals
 
 
 class PyNvcDecoder:
-    """Sequential NVDEC decode of one file on GPU ``gpu_id``."""
+    """Sequential NVDEC decode of one file on GPU ``gpu_id``, as a ``Decoder``.
 
-    def __init__(self, path: str, gpu_id: int = 0, batch_size: int = 64) -> None:
+    ``frame_count`` is the number of frames the demuxer found (the timeline's length, or the
+    scan's count without an index): a video whose container would make NVDEC stop short is
+    refused here, before any frame, so it can go to the CPU. Frames are decoded in order and
+    the chosen ones picked by pts; the full-size RGB is scaled on the CPU like every other
+    decoder's output.
+    """
+
+    mode = PYNVC_MODE
+
+    def __init__(self, source: VideoSource, gpu_id: int, batch_size: int, frame_count: int) -> None:
+        if refusal := nvdec_refusal(source.stream.frames, frame_count, source.is_playlist):
+            raise NvdecRefusedError(refusal)
         import PyNvVideoCodec as nvc
 
-        self.path = path
+        self.source = source
         self.batch_size = max(1, batch_size)
-        self._decoder = nvc.SimpleDecoder(
-            path,
-            gpu_id=gpu_id,
-            use_device_memory=False,  # frames in host memory, (H, W, 3) for RGB
-            output_color_type=nvc.OutputColorType.RGB,
-        )
-        self.frames_decoded = 0
+        self.stats = DecodeStats()
+        self.failures: list[DecodeFailure] = []
+        self.missing: list[int] = []
+        self._turns = first_frame_turns(source)  # NVDEC does not report the display matrix
+        try:
+            self._decoder = nvc.SimpleDecoder(
+                source.readable_path,
+                gpu_id=gpu_id,
+                use_device_memory=False,  # frames in host memory, (H, W, 3) for RGB
+                output_color_type=nvc.OutputColorType.RGB,
+            )
+        except Exception as exc:  # the library's own errors: a codec or size it cannot take
+            raise NvdecRefusedError(f"PyNvVideoCodec cannot open it: {exc}") from exc
 
-    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
-        """``(pts, (H, W, 3) uint8 RGB)`` for every frame, in presentation order.
+    def every(self) -> Iterator[RGBPicture]:
+        """Every frame in presentation order.
 
         Raises ``NvdecRefusedError`` when the first batch is empty: nothing was decoded, so the
         caller can still fall back to the CPU.
@@ -74,10 +101,23 @@ class PyNvcDecoder:
         while True:
             batch = self._decoder.get_batch_frames(self.batch_size)
             if not batch:
-                if self.frames_decoded == 0:
+                if self.stats.frames_decoded == 0:
                     raise NvdecRefusedError("NVDEC returned no frame")
                 return
             for frame in batch:
-                self.frames_decoded += 1
+                self.stats.frames_decoded += 1
                 rgb = np.array(np.from_dlpack(frame), dtype=np.uint8, copy=True)
-                yield int(frame.getPTS()), rgb
+                yield RGBPicture(int(frame.getPTS()), rgb, self._turns)
+
+    def chosen(self, positions: Iterable[int]) -> Iterator[tuple[int, RGBPicture]]:
+        """The wanted positions' frames, picked by pts from the full decode."""
+        timeline = self.source.timeline
+        assert timeline is not None, "chosen frames need the index"
+        wanted = {timeline.pts[p]: p for p in positions}
+        for picture in self.every():
+            position = wanted.pop(picture.pts, None)
+            if position is not None:
+                yield position, picture
+            if not wanted:
+                break
+        self.missing = sorted(wanted.values())

@@ -13,6 +13,7 @@ from fractions import Fraction
 import av
 from av.codec.hwaccel import HWAccel
 
+from sparkframes.decoding.protocol import DecoderRefusedError
 from sparkframes.decoding.references import (
     PLAYLISTS,
     PlaylistFiles,
@@ -47,8 +48,9 @@ LOOP_FILTER_SKIPS = ("none", "noref", "bidir", "nokey", "all")
 _NETWORK_FAILURES_THAT_MAY_PASS = (ConnectionError, TimeoutError, av.error.HTTPServerError)
 
 
-class HardwareOpenError(RuntimeError):
-    """Opening with a hardware decoder failed (no device, driver refused): not the file's fault."""
+class HardwareOpenError(DecoderRefusedError):
+    """Opening with a hardware decoder failed (no device, driver refused, no CUDA decoder for
+    the codec): not the file's fault, so the CPU may take it."""
 
 
 @dataclass

@@ -19,7 +19,8 @@ from typing import NamedTuple
 import av
 import numpy as np
 
-from sparkframes.decoding.pyav_decoder import DecodeStats, PyAVDecoder
+from sparkframes.decoding.protocol import DecodeStats
+from sparkframes.decoding.pyav_decoder import PyAVDecoder
 from sparkframes.decoding.resize import displayed_size, quarter_turns, to_rgb
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import DecodeError
