@@ -4,8 +4,9 @@ Issue "full-video frames for scene detection". The same request (every frame, 27
 rgb24) done by
 
 * ours: ``sparkframes.video_frames.extract_video_frames`` with 2 threads, all batches consumed
-  (decoding overlaps the RGB conversion in a background thread); and the same with the opt-in
-  ``skip_loop_filter="all"``, which changes pixels slightly;
+  (decoding overlaps the RGB conversion in a background thread); and the same with each opt-in
+  that changes pixels slightly: ``skip_loop_filter="all"`` (no deblocking),
+  ``resize_filter="area"`` (the cheaper scaler), and both;
 * NeMo Curator's CPU method: the ffmpeg CLI writes rawvideo rgb24 at 48x27 to a pipe that Python
   reads whole (``ffmpeg -i V -f rawvideo -pix_fmt rgb24 -s 48x27 pipe:1``), with ffmpeg's default
   threads and with ``-threads 2`` before ``-i`` (2 decoder threads);
@@ -94,10 +95,16 @@ class Outcome:
 
 
 def run_ours(
-    path: str, keep: bool, skip_loop_filter: str = "none", threads: int = THREADS
+    path: str,
+    keep: bool,
+    skip_loop_filter: str = "none",
+    threads: int = THREADS,
+    resize_filter: str = "bicubic",
 ) -> Outcome:
     """The library call a scene-detection job makes; batches consumed (kept only to check)."""
-    options = ExtractOptions(threads=threads, skip_loop_filter=skip_loop_filter)
+    options = ExtractOptions(
+        threads=threads, skip_loop_filter=skip_loop_filter, resize_filter=resize_filter
+    )
     ex = extract_video_frames(path, (HEIGHT, WIDTH), options=options)
     frames = 0
     kept: list[list[ExtractedFrame]] = []
@@ -165,19 +172,30 @@ def run_probe(path: str, convert: str, keep: bool) -> Outcome:
 METHODS = {
     "ours": "ours (extract_video_frames, 2 threads)",
     "ours_nolf": "ours, opt-in `skip_loop_filter=all`",
+    "ours_area": "ours, opt-in `resize_filter=area`",
+    "ours_area_nolf": "ours, opt-in `resize_filter=area` and `skip_loop_filter=all`",
     "cli": "ffmpeg CLI -> rgb24 pipe, default threads",
     "cli_t2": "ffmpeg CLI -> rgb24 pipe, -threads 2",
     "null": "ffmpeg -threads 2 -f null (bare decode)",
     "p_decode": "probe: ours' decode loop alone",
     "p_per_frame": "probe: + to_rgb per frame (as ours)",
 }
-KEEP = ("ours", "ours_nolf", "cli", "cli_t2")
+KEEP = ("ours", "ours_nolf", "ours_area", "cli", "cli_t2")
+#: The rows of the headline table: ours with its defaults and with each opt-in.
+HEADLINE = {
+    "ours": "ours",
+    "ours_nolf": "ours, `skip_loop_filter=all`",
+    "ours_area": "ours, `resize_filter=area`",
+    "ours_area_nolf": "ours, both",
+}
 
 
 def _call(method: str, path: str, keep: bool) -> Callable[[], Outcome]:
     return {
         "ours": lambda: run_ours(path, keep),
         "ours_nolf": lambda: run_ours(path, keep, "all"),
+        "ours_area": lambda: run_ours(path, keep, resize_filter="area"),
+        "ours_area_nolf": lambda: run_ours(path, keep, "all", resize_filter="area"),
         "cli": lambda: run_cli(path, None, keep),
         "cli_t2": lambda: run_cli(path, THREADS, keep),
         "null": lambda: run_null(path),
@@ -195,13 +213,14 @@ EXECUTOR_VIDEOS = 4
 EXECUTOR_METHODS = {
     "ours_t1": "ours, 1 thread per video (the job with spark.task.cpus=1)",
     "ours_t1_nolf": "ours, 1 thread, opt-in `skip_loop_filter=all`",
+    "ours_t1_area": "ours, 1 thread, opt-in `resize_filter=area`",
     "cli": "ffmpeg CLI -> rgb24 pipe, default threads",
     "cli_t1": "ffmpeg CLI -> rgb24 pipe, -threads 1",
 }
 
 
-def _ours_one_thread(path: str, skip_loop_filter: str) -> int:
-    return run_ours(path, False, skip_loop_filter, threads=1).frames
+def _ours_one_thread(path: str, skip_loop_filter: str, resize_filter: str) -> int:
+    return run_ours(path, False, skip_loop_filter, threads=1, resize_filter=resize_filter).frames
 
 
 def run_executor(method: str, path: str, workers: int) -> list[int]:
@@ -212,9 +231,11 @@ def run_executor(method: str, path: str, workers: int) -> list[int]:
     jobs = [path] * EXECUTOR_VIDEOS
     if method.startswith("ours"):
         skip = "all" if method.endswith("nolf") else "none"
+        scaler = "area" if method.endswith("area") else "bicubic"
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return list(pool.map(_ours_one_thread, jobs, [skip] * len(jobs)))
+            n = len(jobs)
+            return list(pool.map(_ours_one_thread, jobs, [skip] * n, [scaler] * n))
     threads = None if method == "cli" else 1
     with ThreadPoolExecutor(workers) as pool:
         return [o.frames for o in pool.map(lambda p: run_cli(p, threads, False), jobs)]
@@ -466,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         theirs = kept[(video.name, "ours_nolf")].images
         checks.append(f"{video.name}: ours vs {METHODS['ours_nolf']}: {_diff(ours.images, theirs)}")
+        area = kept[(video.name, "ours_area")].images
+        checks.append(f"{video.name}: {METHODS['ours_area']} vs CLI: {_diff(area, cli)}")
         arrow[video.name] = _arrow_cost(ours.batches)
         conversions[video.name] = conversion_cost(video.path)
         profiles[video.name] = _profile(video.path)
@@ -556,9 +579,9 @@ def _report(
     ]
     hrows = []
     for v in videos:
-        for method in ("ours", "ours_nolf"):
+        for method, label in HEADLINE.items():
             ours = times[(v.name, method)]
-            row = [v.name, "ours" if method == "ours" else "ours, `skip_loop_filter=all`"]
+            row = [v.name, label]
             for base in ("cli", "cli_t2", "null"):
                 b = times[(v.name, base)]
                 row += [ratio_cell(b, ours), ratio_cell(b, ours, cpu=True)]

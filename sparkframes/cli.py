@@ -85,6 +85,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         "same frames (see the README)",
     )
     p.add_argument(
+        "--resize-filter",
+        choices=["bicubic", "area"],
+        help="the scaler: bicubic as the ffmpeg CLI, or area, cheaper for large reductions "
+        "(scene frames), pixels a few levels off (see the README)",
+    )
+    p.add_argument(
         "--frame-encoding",
         choices=["raw", "jpeg", "png"],
         help="how frames are stored: raw RGB (exact), jpeg (several times smaller, "

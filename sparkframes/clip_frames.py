@@ -79,7 +79,8 @@ class ClipFrameExtraction(Extraction):
             batcher = Batcher(opts.batch_bytes, self.report)
             for position, picture in overlapped(decoder.chosen(plan.positions), opts.threads):
                 pts_s = timeline.seconds(timeline.pts[position])
-                for row in _rows(self.video_path, plan.requests[position], picture, pts_s):
+                requests = plan.requests[position]
+                for row in _rows(self.video_path, requests, picture, pts_s, opts.resize_filter):
                     if batch := batcher.add(row):
                         yield batch
             if batch := batcher.flush():
@@ -103,13 +104,17 @@ def _row(video_path: str, req: FrameRequest, pts_s: Fraction, image: np.ndarray)
 
 
 def _rows(
-    video_path: str, requests: list[FrameRequest], picture: Picture, pts_s: Fraction
+    video_path: str,
+    requests: list[FrameRequest],
+    picture: Picture,
+    pts_s: Fraction,
+    resize_filter: str,
 ) -> Iterator[ExtractedFrame]:
     images: dict[tuple[int, int], np.ndarray] = {}  # one conversion per distinct size
     for req in requests:
         size = req.spec.target_res
         if size not in images:
-            images[size] = picture.rgb(size)
+            images[size] = picture.rgb(size, resize_filter)
         yield _row(video_path, req, pts_s, images[size])
 
 

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER, RESIZE_FILTERS
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 from sparkframes.spans import FixedStride, to_fraction
 from sparkframes.specs import (
@@ -123,6 +124,8 @@ class CommonConfig:
     batch_size: int = 64  # frames per NVDEC batch (pynvc)
     #: Opt-in speed for pixels: skip H.264/HEVC deblocking when decoding on the CPU.
     skip_loop_filter: str = "none"
+    #: Opt-in speed for pixels: the cheaper area scaler instead of bicubic (as the FFmpeg CLI).
+    resize_filter: str = DEFAULT_RESIZE_FILTER
     #: Per-video time limit; each video decodes in a child process that is killed at the limit
     #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
     video_timeout_s: float = 3600.0
@@ -145,6 +148,8 @@ class CommonConfig:
             raise ValueError("--video-timeout-s must be >= 0 (0: no limit, no isolation)")
         if self.skip_loop_filter not in LOOP_FILTER_SKIPS:
             raise ValueError(f"--skip-loop-filter must be one of {LOOP_FILTER_SKIPS}")
+        if self.resize_filter not in RESIZE_FILTERS:
+            raise ValueError(f"--resize-filter must be one of {tuple(RESIZE_FILTERS)}")
         if self.streams_per_gpu < 1 or self.batch_size < 1:
             raise ValueError("--streams-per-gpu and --batch-size must be >= 1")
         if self.frame_encoding not in FRAME_ENCODINGS:

@@ -18,6 +18,7 @@ from sparkframes.decoding.backends import (
 )
 from sparkframes.decoding.protocol import DecoderRefusedError, DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
+from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
 from sparkframes.errors import FrameExtractionError
 from sparkframes.table.encodings import FrameEncoding
@@ -70,6 +71,8 @@ class ExtractOptions:
     #: Opt-in: skip H.264/HEVC deblocking on the CPU decoder (one of ``LOOP_FILTER_SKIPS``);
     #: cheaper decoding, slightly different pixels, the same frames and timestamps.
     skip_loop_filter: str = "none"
+    #: The scaler (``resize.RESIZE_FILTERS``): bicubic as the FFmpeg CLI, or the cheaper area.
+    resize_filter: str = DEFAULT_RESIZE_FILTER
     #: How the frames are stored when they become Arrow batches (raw, JPEG, PNG).
     frame_encoding: FrameEncoding = field(default_factory=FrameEncoding)
     #: Opt-in: open HLS playlists, reading their files only from under the playlist's folder;

@@ -3,7 +3,7 @@
 An incremental run redoes a unit when its key changes: same key, same rows. The key covers
 everything that changes the rows or what is stored: rates, policy, size, min-frames, spans and
 clip ids, the stride (where it applies), and the settings that change pixels or what may be
-read (the loop filter, the frame encoding, playlists). The decoder mode is not in it: every
+read (the loop filter, the scaler, the frame encoding, playlists). The decoder mode is not in it: every
 decoder gives the same frames.
 """
 
@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 
 from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER
 from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
 from sparkframes.specs import ExtractionSpec
 
@@ -53,11 +54,13 @@ def _invalid(clip: ClipSpan) -> list[str]:
 
 
 def _pixels_doc(config: CommonConfig) -> dict:
-    """The settings that change what is stored (the decoder's loop filter, the frame encoding,
-    whether playlists may be opened); empty with the defaults."""
+    """The settings that change what is stored (the decoder's loop filter, the scaler, the
+    frame encoding, whether playlists may be opened); empty with the defaults."""
     doc: dict = {}
     if config.skip_loop_filter != "none":
         doc["skip_loop_filter"] = config.skip_loop_filter
+    if config.resize_filter != DEFAULT_RESIZE_FILTER:
+        doc["resize_filter"] = config.resize_filter
     if config.allow_playlists:
         doc["allow_playlists"] = True
     doc.update(config.encoding().key() or {})

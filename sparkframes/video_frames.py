@@ -85,7 +85,8 @@ class VideoFrameExtraction(Extraction):
                 if picture.pts is None:  # nothing says when it is shown: leave it out
                     untimed += 1
                     continue
-                if batch := batcher.add(row(index, picture.pts, picture.rgb(self.output_hw))):
+                image = picture.rgb(self.output_hw, opts.resize_filter)
+                if batch := batcher.add(row(index, picture.pts, image)):
                     yield batch
                 index += 1
             self.report.errors.extend(

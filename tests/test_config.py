@@ -92,6 +92,7 @@ def test_config_file_keys_are_the_flag_names_and_flags_win(tmp_path):
         ({"decoder_mode": "gpu"}, "decoder-mode"),
         ({"policy": "random"}, "random"),
         ({"skip_loop_filter": "most"}, "skip-loop-filter"),
+        ({"resize_filter": "lanczos"}, "resize-filter"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(values, message):

@@ -233,7 +233,8 @@ def test_changing_the_stride_redoes_videos_given_by_id_alone(spark, tmp_path, ca
 
 
 def test_a_setting_that_changes_pixels_re_extracts(spark, tmp_path, catalog):
-    """skip_loop_filter is part of the request key: turning it on (or off) redoes the videos."""
+    """skip_loop_filter and resize_filter are part of the request key: turning one on (or off)
+    redoes the videos."""
     inputs = write_input(tmp_path / "in.parquet", [{"video_path": str(catalog["h264_mp4"])}])
     out = tmp_path / "out"
     assert run(spark, inputs, out).videos_processed == 1
@@ -241,6 +242,9 @@ def test_a_setting_that_changes_pixels_re_extracts(spark, tmp_path, catalog):
     assert fast.videos_processed == 1 and fast.videos_skipped == 0
     assert run(spark, inputs, out, skip_loop_filter="all").videos_skipped == 1
     assert run(spark, inputs, out).videos_processed == 1
+    area = run(spark, inputs, out, resize_filter="area")
+    assert area.videos_processed == 1 and area.videos_skipped == 0
+    assert run(spark, inputs, out, resize_filter="area").videos_skipped == 1
 
 
 def test_new_purpose_is_added_without_redoing_others(spark, tmp_path, inputs):

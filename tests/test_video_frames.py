@@ -205,6 +205,29 @@ def test_skip_loop_filter_changes_pixels_slightly_and_never_the_frames(deblocked
     assert np.mean(diffs) < 1.0  # and stays small (documented in the README)
 
 
+@pytest.mark.parametrize("kind", ["scene", "clip"])
+def test_the_area_scaler_moves_pixels_a_little_and_never_the_frames(catalog, kind):
+    """The opt-in cheaper scaler reaches swscale (pixels move) and keeps the frame choice."""
+    path = str(catalog["h264_mp4"])
+
+    def extract(resize_filter: str):
+        options = ExtractOptions(resize_filter=resize_filter)
+        if kind == "scene":
+            return rows_of(extract_video_frames(path, (27, 48), options=options))
+        spec = ExtractionSpec("embeddings", target_fps=(F(5),), target_res=(24, 32))
+        return rows_of(extract_clip_frames(path, [spec], options=options))
+
+    exact, area = extract("bicubic"), extract("area")
+    assert [r.pts_s for r in area] == [r.pts_s for r in exact]
+    assert [read_frame_number(r.image) for r in area] == [read_frame_number(r.image) for r in exact]
+    diffs = [
+        np.abs(a.image.astype(np.int16) - b.image).mean() for a, b in zip(area, exact, strict=True)
+    ]
+    assert max(diffs) > 0  # the option took effect
+    # Measured 0.4 (scene) and 2.1 (clip) on the tests' sharp-edged patterns, a worst case.
+    assert np.mean(diffs) < 4.0
+
+
 def test_skip_loop_filter_rejects_unknown_levels(catalog):
     with pytest.raises(ValueError, match="skip_loop_filter must be one of"):
         open_video(str(catalog["h264_mp4"]), skip_loop_filter="most")

@@ -27,7 +27,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from sparkframes.decoding.resize import rgb_to_rgb, to_rgb
+from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER, rgb_to_rgb, to_rgb
 
 
 @dataclass
@@ -66,8 +66,9 @@ class Picture(Protocol):
         """Presentation timestamp in the stream's time base (None: the decoder gave none)."""
         ...
 
-    def rgb(self, size: tuple[int, int]) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB at ``size`` (``(-1, -1)``: native), as a player shows it."""
+    def rgb(self, size: tuple[int, int], resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB at ``size`` (``(-1, -1)``: native), as a player shows it,
+        scaled with ``resize_filter`` (``resize.RESIZE_FILTERS``)."""
         ...
 
 
@@ -81,8 +82,8 @@ class AVPicture:
     def pts(self) -> int | None:
         return self.frame.pts
 
-    def rgb(self, size: tuple[int, int]) -> np.ndarray:
-        return to_rgb(self.frame, size)
+    def rgb(self, size: tuple[int, int], resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
+        return to_rgb(self.frame, size, resize_filter=resize_filter)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,8 @@ class RGBPicture:
     image: np.ndarray
     turns: int
 
-    def rgb(self, size: tuple[int, int]) -> np.ndarray:
-        return rgb_to_rgb(self.image, size, self.turns)
+    def rgb(self, size: tuple[int, int], resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
+        return rgb_to_rgb(self.image, size, self.turns, resize_filter)
 
 
 class Decoder(Protocol):

@@ -118,6 +118,7 @@ def extract_options(options: CommonConfig) -> ExtractOptions:
         no_fallback=options.no_fallback,
         batch_size=options.batch_size,
         skip_loop_filter=options.skip_loop_filter,
+        resize_filter=options.resize_filter,
         frame_encoding=options.encoding(),
         allow_playlists=options.allow_playlists,
     )
