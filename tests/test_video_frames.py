@@ -183,24 +183,33 @@ def deblocked_video(video_dir: Path) -> Path:
     return make_video(video_dir / DEBLOCKED.filename(), DEBLOCKED)
 
 
+def _extract_with(path: str, kind: str, size: tuple[int, int], **option: str) -> list:
+    options = ExtractOptions(**option)
+    if kind == "scene":
+        return rows_of(extract_video_frames(path, (27, 48), options=options))
+    spec = ExtractionSpec("embeddings", target_fps=(F(5),), target_res=size)
+    return rows_of(extract_clip_frames(path, [spec], options=options))
+
+
+def _same_frames_pixel_diffs(exact: list, changed: list) -> list[float]:
+    """Per-row mean pixel difference, after checking both runs chose the same frames."""
+    assert [r.pts_s for r in changed] == [r.pts_s for r in exact]
+    frames = [read_frame_number(r.image) for r in exact]
+    assert [read_frame_number(r.image) for r in changed] == frames
+    return [
+        np.abs(a.image.astype(np.int16) - b.image).mean()
+        for a, b in zip(changed, exact, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("kind", ["scene", "clip"])
 def test_skip_loop_filter_changes_pixels_slightly_and_never_the_frames(deblocked_video, kind):
     """The opt-in speed-up reaches the decoder (pixels move) and keeps the frame choice."""
     path = str(deblocked_video)
-
-    def extract(skip: str):
-        options = ExtractOptions(skip_loop_filter=skip)
-        if kind == "scene":
-            return rows_of(extract_video_frames(path, (27, 48), options=options))
-        spec = ExtractionSpec("embeddings", target_fps=(F(5),), target_res=NATIVE)
-        return rows_of(extract_clip_frames(path, [spec], options=options))
-
-    exact, fast = extract("none"), extract("all")
-    assert [r.pts_s for r in fast] == [r.pts_s for r in exact]
-    assert [read_frame_number(r.image) for r in fast] == [read_frame_number(r.image) for r in exact]
-    diffs = [
-        np.abs(a.image.astype(np.int16) - b.image).mean() for a, b in zip(fast, exact, strict=True)
-    ]
+    exact = _extract_with(path, kind, NATIVE, skip_loop_filter="none")
+    diffs = _same_frames_pixel_diffs(
+        exact, _extract_with(path, kind, NATIVE, skip_loop_filter="all")
+    )
     assert max(diffs) > 0  # the option took effect
     assert np.mean(diffs) < 1.0  # and stays small (documented in the README)
 
@@ -208,21 +217,9 @@ def test_skip_loop_filter_changes_pixels_slightly_and_never_the_frames(deblocked
 @pytest.mark.parametrize("kind", ["scene", "clip"])
 def test_the_area_scaler_moves_pixels_a_little_and_never_the_frames(catalog, kind):
     """The opt-in cheaper scaler reaches swscale (pixels move) and keeps the frame choice."""
-    path = str(catalog["h264_mp4"])
-
-    def extract(resize_filter: str):
-        options = ExtractOptions(resize_filter=resize_filter)
-        if kind == "scene":
-            return rows_of(extract_video_frames(path, (27, 48), options=options))
-        spec = ExtractionSpec("embeddings", target_fps=(F(5),), target_res=(24, 32))
-        return rows_of(extract_clip_frames(path, [spec], options=options))
-
-    exact, area = extract("bicubic"), extract("area")
-    assert [r.pts_s for r in area] == [r.pts_s for r in exact]
-    assert [read_frame_number(r.image) for r in area] == [read_frame_number(r.image) for r in exact]
-    diffs = [
-        np.abs(a.image.astype(np.int16) - b.image).mean() for a, b in zip(area, exact, strict=True)
-    ]
+    path, size = str(catalog["h264_mp4"]), (24, 32)
+    exact = _extract_with(path, kind, size, resize_filter="bicubic")
+    diffs = _same_frames_pixel_diffs(exact, _extract_with(path, kind, size, resize_filter="area"))
     assert max(diffs) > 0  # the option took effect
     # Measured 0.4 (scene) and 2.1 (clip) on the tests' sharp-edged patterns, a worst case.
     assert np.mean(diffs) < 4.0
