@@ -21,8 +21,10 @@ has used it), initialised CUDA when choosing the decoder (CUDA does not survive 
 decoded a video in-process (``video_timeout_s=0``), after which the swscale context cached by
 ``decoding.resize`` waits in a forked child for threads that were not forked, forever. Not a
 fresh interpreter per task (``spawn``): its imports (PyAV, pyarrow, numpy, sparkframes) cost
-about a second of CPU each time. Not ``multiprocessing``'s forkserver: its children keep the
-server alive after their Python worker dies, and each child re-runs the parent's ``__main__``.
+about a second of CPU each time; the fork server pays that once per Python worker, and a worker
+then costs about 20 ms per task (a fork, and the first video's copy-on-write faults). Not
+``multiprocessing``'s forkserver: its children keep the server alive after their Python worker
+dies, and each child re-runs the parent's ``__main__``.
 
 Lifetimes: the fork server exits when its Python worker does (its end of their socket reaches
 EOF) and kills its workers; on Linux the kernel also kills each worker when the fork server goes
