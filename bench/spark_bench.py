@@ -6,11 +6,12 @@ clips) over the same N videos on the same 2 cores, done by
 * the Spark job, ``run_clip_frames`` on ``local[2]``: reading the input table, planning, tasks,
   Parquet written by the tasks, the commit; SparkSession start-up excluded (one session, warmed
   up with a tiny job). Twice: ``video_timeout_s=0`` (each video decoded in the Python worker) and
-  the default (each video in a forked child that sends its frames back as Arrow IPC);
+  the default (each task's videos in a decode worker process that sends their frames back as
+  Arrow IPC);
 * direct, write: the body of a Spark task (``sparkframes.spark.tasks.run_partition``: extract,
   Arrow, Parquet into the table's folders) on partitions of the same sizes, in a pool of 2
-  forked processes: what Spark schedules, minus Spark; and the same with each video in a forked
-  child (``video_timeout_s`` as the job's default), to see isolation's cost without Spark;
+  forked processes: what Spark schedules, minus Spark; and the same with the videos in a decode
+  worker (``video_timeout_s`` as the job's default), to see isolation's cost without Spark;
 * direct, no write: ``extract_clip_frames`` on the same partitions and pool, batches consumed;
 * for reference, one process decoding the videos in turn with 2 decoder threads, no write.
 
@@ -18,7 +19,7 @@ Why this direct baseline: ``local[2]`` runs 2 tasks at once, each decoding with 
 so 2 processes with 1 decoder thread each over the same partitions is the same shape of work. On
 a shared machine the methods run back to back in a rotating order; ratios are taken within a
 repetition and the median over repetitions is reported. CPU time is user+sys of this process and
-every descendant (the JVM, PySpark's Python workers, the pool, forked children), from psutil.
+every descendant (the JVM, PySpark's Python workers, the pool, decode workers), from psutil.
 Run: ``python -m bench.spark_bench [--quick] [--reps N] [--videos N] [--dir D] [--no-write]``.
 """
 
@@ -336,9 +337,9 @@ def frame_files(root: Path) -> list[Path]:
 
 METHODS = {
     "spark_inline": "Spark job, video_timeout_s=0 (decode in the Python worker)",
-    "spark_isolated": "Spark job, default (each video in a forked child, Arrow IPC)",
+    "spark_isolated": "Spark job, default (videos in a decode worker per task, Arrow IPC)",
     "direct_write": "direct: task body (extract + Parquet), 2 processes",
-    "direct_write_iso": "direct: task body, each video in a forked child, 2 processes",
+    "direct_write_iso": "direct: task body, videos in a decode worker, 2 processes",
     "direct_extract": "direct: extract only, 2 processes",
     "seq_t2": "direct: extract only, 1 process, 2 decoder threads (reference)",
 }
@@ -380,8 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     chunks = balance(make_works(paths), PARTITIONS)
 
     # The pool forks both workers now, before the JVM exists, so they are plain Python
-    # processes. Not multiprocessing.Pool: its workers are daemonic and may not fork the
-    # per-video children that isolation needs.
+    # processes.
     pool = ProcessPoolExecutor(SLOTS, mp_context=multiprocessing.get_context("fork"))
     pool.submit(os.getpid).result()
 
@@ -499,7 +499,7 @@ def _report(
         f"2 forked processes. Files under `{work.parent}` (tmpfs), written anew each run. "
         f"{reps} repetition(s){' (--quick)' if quick else ''}, methods in a rotating order; times "
         "are medians, ratios medians of per-repetition ratios. CPU = user+sys of this process "
-        "and all descendants (JVM, Python workers, pool, forked children). Timed part "
+        "and all descendants (JVM, Python workers, pool, decode workers). Timed part "
         f"{total_s:.0f} s. SparkSession start-up {startup_s:.1f} s and a warm-up of one "
         f"{SLOTS}-video job per mode ({warm_s:.1f} s) are outside the timings; the idle "
         f"process tree (JVM and all) burns {idle_cpu:.3f} CPU s per s, counted in every "
@@ -529,7 +529,7 @@ def _report(
         return f"{ratio(a, b):.2f}x wall, {ratio(a, b, cpu=True):.2f}x CPU"
 
     lines += [
-        "Isolation (a forked child per video, frames over a pipe as Arrow IPC), t(isolated) / "
+        "Isolation (a decode worker per task, frames over a pipe as Arrow IPC), t(isolated) / "
         f"t(in-process): in the Spark job {iso_cost('spark_isolated', 'spark_inline')}; in the "
         f"direct run {iso_cost('direct_write_iso', 'direct_write')}.",
         "",

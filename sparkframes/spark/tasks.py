@@ -12,6 +12,7 @@ The functions here run in Spark's Python workers, under ``mapInArrow``:
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
 from sparkframes.errors import InternalError, MissingVideoPathError
 from sparkframes.extraction import Extraction, ExtractOptions
-from sparkframes.isolation import run_inline, run_isolated
+from sparkframes.isolation import IsolatedRunner, run_inline
 from sparkframes.spans import WHOLE_VIDEO, ClipSpan
 from sparkframes.spark.planning import spans_to_clips
 from sparkframes.spark.progress import write_progress
@@ -143,22 +144,24 @@ def run_partition(
     outcomes = []
     counts = {"videos": 0, "frames": 0, "errors": 0}
     try:
-        for work in works:
-            outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
-            errors: list[BaseException] = []
-            for purpose, batch in _batches(work, settings.options, options, outcome, errors):
-                writer.write_frames(purpose, batch, work.video_path)
-            for purpose in work.purposes if errors else []:
-                batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
-                writer.write_errors(purpose, batch, work.video_path)
-            writer.end_video()
-            outcomes.append(outcome)
-            if settings.progress_dir:
-                counts["videos"] += 1
-                counts["frames"] += sum(outcome.frames_by_purpose.values())
-                counts["errors"] += int(outcome.errors > 0)
-                write_progress(settings.progress_dir, partition_id, attempt, counts)
-            result.units.extend(_unit_states(work, outcome))
+        with isolation(settings.options) as runner:
+            for work in works:
+                outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
+                errors: list[BaseException] = []
+                batches = _batches(work, settings.options, options, outcome, errors, runner)
+                for purpose, batch in batches:
+                    writer.write_frames(purpose, batch, work.video_path)
+                for purpose in work.purposes if errors else []:
+                    batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
+                    writer.write_errors(purpose, batch, work.video_path)
+                writer.end_video()
+                outcomes.append(outcome)
+                if settings.progress_dir:
+                    counts["videos"] += 1
+                    counts["frames"] += sum(outcome.frames_by_purpose.values())
+                    counts["errors"] += int(outcome.errors > 0)
+                    write_progress(settings.progress_dir, partition_id, attempt, counts)
+                result.units.extend(_unit_states(work, outcome))
         result.frame_files, result.error_files = writer.close()
     except BaseException:
         writer.abort()  # its files stay unlisted, for vacuum; no stream left to the GC
@@ -196,15 +199,23 @@ def _extraction(work: VideoWork, options: CommonConfig, extract: ExtractOptions)
     )
 
 
+def isolation(options: CommonConfig) -> contextlib.AbstractContextManager[IsolatedRunner | None]:
+    """The task's runner of isolated extractions (its worker process starts with the first
+    video and is stopped when the task ends), or None with ``video_timeout_s`` 0."""
+    return IsolatedRunner() if options.video_timeout_s > 0 else contextlib.nullcontext()
+
+
 def _batches(
     work: VideoWork,
     options: CommonConfig,
     extract: ExtractOptions,
     outcome: VideoOutcome,
     errors: list[BaseException],
+    runner: IsolatedRunner | None,
 ) -> Iterator[tuple[str, pa.RecordBatch]]:
     """One video's (purpose, batch) as they come, filling ``outcome`` and ``errors`` (the
-    errors to record) by the end. A failure costs this video only (``--no-fallback`` aside)."""
+    errors to record) by the end. A failure costs this video only (``--no-fallback`` aside).
+    With a ``runner`` the video is extracted in its worker, under ``video_timeout_s``."""
     if not work.video_path:  # input rows without a path: an error row each, nothing to open
         errors.extend(
             MissingVideoPathError(clip_id=c.clip_id) for c in (work.clips or [WHOLE_VIDEO])
@@ -213,8 +224,8 @@ def _batches(
         return
     extraction = _extraction(work, options, extract)
     batches = (
-        run_isolated(extraction, options.video_timeout_s)
-        if options.video_timeout_s > 0
+        runner.run(extraction, options.video_timeout_s)
+        if runner is not None
         else run_inline(extraction)
     )
     failure: list[BaseException] = []
@@ -278,17 +289,18 @@ def frames_function(options: CommonConfig) -> Callable[[Iterator], Iterator]:
         import logging
 
         extract = extract_options(options)
-        for row in _rows(batches):
-            work = VideoWork.from_row(row, purposes)
-            errors: list[BaseException] = []
-            outcome = VideoOutcome(work.video_path)
-            for purpose, batch in _batches(work, options, extract, outcome, errors):
-                column = pa.array([purpose] * batch.num_rows, pa.string())
-                yield pa.RecordBatch.from_arrays(
-                    [*batch.columns, column], schema=FRAMES_TABLE_SCHEMA
-                )
-            for error in errors:
-                logging.getLogger("sparkframes").warning("%s: %s", type(error).__name__, error)
+        with isolation(options) as runner:
+            for row in _rows(batches):
+                work = VideoWork.from_row(row, purposes)
+                errors: list[BaseException] = []
+                outcome = VideoOutcome(work.video_path)
+                for purpose, batch in _batches(work, options, extract, outcome, errors, runner):
+                    column = pa.array([purpose] * batch.num_rows, pa.string())
+                    yield pa.RecordBatch.from_arrays(
+                        [*batch.columns, column], schema=FRAMES_TABLE_SCHEMA
+                    )
+                for error in errors:
+                    logging.getLogger("sparkframes").warning("%s: %s", type(error).__name__, error)
 
     return run
 
