@@ -125,7 +125,7 @@ class Extraction:
 
         True when this call made the copy (the caller then ``discard``s it). Raises
         ``VideoOpenError`` naming the video when it cannot be read. The isolated runner calls it
-        in the parent, so the forked child never touches a filesystem client the parent made.
+        in the parent, so the decode worker never touches a filesystem client.
         """
         if self.local_copy is not None or not needs_local_copy(self.video_path):
             return False

@@ -3,8 +3,8 @@
 An incremental run redoes a unit when its key changes: same key, same rows. The key covers
 everything that changes the rows or what is stored: rates, policy, size, min-frames, spans and
 clip ids, the stride (where it applies), and the settings that change pixels or what may be
-read (the loop filter, the scaler, the frame encoding, playlists). The decoder mode is not in it: every
-decoder gives the same frames.
+read (the loop filter, the scaler, the frame encoding, playlists). The decoder mode is not in
+it: every decoder gives the same frames.
 """
 
 from __future__ import annotations
