@@ -209,16 +209,6 @@ def _child(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _baseline_checkout(rev: str) -> Path:
-    path = CACHE / f"baseline-{rev}"
-    if not (path / "sparkframes").exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True
-        )
-    return path
-
-
 def _run_child(protocol: str, baseline: Path, argv: list[str], env: dict | None = None) -> dict:
     # The checkout is both first on the path and the working folder: Spark's Python workers
     # find modules from the latter too.
@@ -248,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args)
 
     from bench.common import (
+        baseline_checkout,
         load_note,
         machine_info,
         md_table,
@@ -260,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     files = 100 if args.quick else 1000
     videos = 200 if args.quick else 2000
     reps = 1 if args.quick else 3
-    baseline = _baseline_checkout(args.baseline)
+    baseline = baseline_checkout(args.baseline)
     work = CACHE / "commit_bench"
     import shutil
 

@@ -527,3 +527,16 @@ def tiny_videos_input(work: Path, rows: int) -> Path:
     table = work / f"input_{rows}.parquet"
     pq.write_table(pa.table({"video_path": paths}), table)
     return table
+
+
+def baseline_checkout(rev: str) -> Path:
+    """A git worktree of ``rev`` under the cache, made once: the baseline a benchmark runs in a
+    child process of its own (``PYTHONPATH`` set to it) beside the current code."""
+    path = CACHE_DIR / f"baseline-{rev}"
+    if not (path / "sparkframes").exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        repo = BENCH_DIR.parent
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "add", "--detach", str(path), rev], check=True
+        )
+    return path

@@ -133,16 +133,6 @@ def _child(baseline: bool) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _baseline_checkout(rev: str) -> Path:
-    path = CACHE / f"baseline-{rev}"
-    if not (path / "sparkframes").exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True
-        )
-    return path
-
-
 class Child:
     """A child process running one checkout's SparkSession."""
 
@@ -188,13 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return _child(args.baseline_child)
 
-    from bench.common import load_note, machine_info, tiny_videos_input, write_section
+    from bench.common import (
+        baseline_checkout,
+        load_note,
+        machine_info,
+        tiny_videos_input,
+        write_section,
+    )
 
     videos = args.videos or (100 if args.quick else 400)
     reps = args.reps or (1 if args.quick else 5)
     header = machine_info()
     print(header, flush=True)
-    baseline = _baseline_checkout(args.baseline)
+    baseline = baseline_checkout(args.baseline)
     inputs = str(tiny_videos_input(WORK, videos))
     outputs = WORK / "tables"
     shutil.rmtree(outputs, ignore_errors=True)
