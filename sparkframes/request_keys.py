@@ -71,12 +71,6 @@ def _with_pixels(key: str, pixels: dict) -> str:
     return fingerprint({"request": key, **pixels}) if pixels else key
 
 
-def pixels_key(key: str, config: CommonConfig) -> str:
-    """``key`` extended by the settings that change what is stored, so that changing one
-    re-extracts; with the defaults it is ``key`` unchanged."""
-    return _with_pixels(key, _pixels_doc(config))
-
-
 UnitKeys = Callable[[tuple[ClipSpan, ...] | None], dict[str, str]]
 
 
