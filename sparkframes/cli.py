@@ -32,15 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="a Spark setting for the session, e.g. spark.executor.memory=4g; repeatable "
         "(default: none)",
     )
-    p.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        help="Spark's log level on the console (default: ERROR, so that Spark's own messages "
-        "stay out of the way; -v is INFO)",
-    )
-    p.add_argument(
-        "-v", "--verbose", action="store_true", help="Spark's INFO messages too (default: off)"
-    )
+    _log_flags(p)
     p.add_argument(
         "--summary-json",
         metavar="PATH",
@@ -108,6 +100,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     _allow_playlists(p)
 
 
+def _log_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="Spark's log level on the console (default: ERROR, so that Spark's own messages "
+        "stay out of the way; -v is INFO)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="Spark's INFO messages too (default: off)"
+    )
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    return args.log_level or ("INFO" if args.verbose else "ERROR")
+
+
 def _allow_playlists(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-playlists",
@@ -148,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="make a sample video and run clip-frames on it locally")
     demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
     demo.add_argument("--master", help="Spark master URL (default: local)")
+    _log_flags(demo)
     _preview_parser(sub)
     vacuum = sub.add_parser(
         "vacuum",
@@ -325,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sparkframes.demo import run_demo
 
         args = build_parser().parse_args(argv)
-        return run_demo(args.workdir, args.master)
+        return run_demo(args.workdir, args.master, _log_level(args))
     if argv[:1] == ["preview"]:
         return _preview(build_parser().parse_args(argv))
     if argv[:1] == ["inspect"]:
@@ -354,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sparkframes.spark.session import get_session
     from sparkframes.spark.summary import exit_code
 
-    level = args.log_level or ("INFO" if args.verbose else "ERROR")
+    level = _log_level(args)
     try:
         spark = get_session(
             config.master, f"sparkframes {command}", spark_conf(args.conf), log_level=level

@@ -46,7 +46,7 @@ def make_sample_video(
     return path
 
 
-def run_demo(workdir: str, master: str | None = None) -> int:
+def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") -> int:
     """Sample video -> input table -> clip-frames job (2 fps, 224x224) -> summary + read back."""
     from sparkframes.config import ClipFramesConfig, build_config
     from sparkframes.spark.job import run_clip_frames
@@ -68,7 +68,7 @@ def run_demo(workdir: str, master: str | None = None) -> int:
             "master": master,
         },
     )
-    spark = get_session(master, "sparkframes demo")
+    spark = get_session(master, "sparkframes demo", log_level=log_level)
     summary = run_clip_frames(spark, config)
     print(summary.line())
     table = read_frames(str(out), purpose="embeddings")

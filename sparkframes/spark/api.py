@@ -114,5 +114,5 @@ def _write(
     if spark is None:
         from sparkframes.spark.session import get_session
 
-        spark = get_session(None, f"sparkframes {command}")
+        spark = get_session(None, f"sparkframes {command}", log_level="ERROR")
     return run(spark, config, frame, command)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from typing import IO
 
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 #: Local default: all cores, and up to 4 attempts per task (plain ``local[*]`` never retries).
@@ -73,6 +79,32 @@ def _jvm_logging(level: str | None) -> Iterator[None]:
             os.environ["SPARK_SUBMIT_OPTS"] = saved
 
 
+#: Lines the JVM itself prints at start that no log4j setting reaches: Spark's launcher always
+#: adds ``--add-modules=jdk.incubator.vector``, and the JVM announces that on stderr.
+_JVM_NOISE = re.compile(rb"^WARNING: Using incubator modules: ")
+
+
+def _forward_stderr(stream: IO[bytes]) -> None:
+    """Copy the JVM's stderr to ours line by line, less ``_JVM_NOISE``, until the JVM exits."""
+    for line in stream:
+        if not _JVM_NOISE.match(line):
+            with contextlib.suppress(OSError):
+                os.write(2, line)
+
+
+def _start_local_jvm(conf: SparkConf) -> SparkContext:
+    """A SparkContext on a JVM this process launches, its stderr passed through a filter.
+
+    PySpark hands ``popen_kwargs`` to the JVM's ``Popen`` for this purpose; everything else the
+    JVM prints still reaches our stderr, from a daemon thread, as it comes.
+    """
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+    threading.Thread(
+        target=_forward_stderr, args=(gateway.proc.stderr,), name="jvm-stderr", daemon=True
+    ).start()
+    return SparkContext(conf=conf, gateway=gateway)
+
+
 def get_session(
     master: str | None,
     app_name: str,
@@ -84,26 +116,27 @@ def get_session(
     ``log_level`` (ERROR, WARN, INFO, DEBUG) sets Spark's console logging, from the JVM's start
     where this call starts it.
     """
-    builder = SparkSession.builder.appName(app_name)
+    settings = {"spark.app.name": app_name}
     if master:
-        builder = builder.master(master)
+        settings["spark.master"] = master
     elif not launched_by_spark_submit():
-        builder = builder.master(DEFAULT_LOCAL_MASTER)
-    is_local = (master or ("" if launched_by_spark_submit() else DEFAULT_LOCAL_MASTER)).startswith(
-        "local"
-    )
-    if is_local:
+        settings["spark.master"] = DEFAULT_LOCAL_MASTER
+    if settings.get("spark.master", "").startswith("local"):
         # Python workers must run the interpreter that has sparkframes installed.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # sparkframes prints its own line (videos, frames/s, errors; spark/progress.py):
         # Spark's bar counts tasks, which hold many videos, and the two would overwrite.
-        builder = builder.config("spark.ui.showConsoleProgress", "false")
-        builder = builder.config(
-            "spark.ui.enabled", os.environ.get("SPARKFRAMES_SPARK_UI", "false")
-        )
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
+        # Spark's web UI is off for these short local runs (``--conf spark.ui.enabled=true``).
+        settings["spark.ui.showConsoleProgress"] = "false"
+        settings["spark.ui.enabled"] = "false"
+    settings.update(conf or {})
     with _jvm_logging(log_level):
+        # ``_gateway`` is PySpark's own sign that this process has no JVM yet.
+        if SparkContext._gateway is None and not launched_by_spark_submit():
+            _start_local_jvm(SparkConf(loadDefaults=False).setAll(settings.items()))
+        builder = SparkSession.builder
+        for key, value in settings.items():
+            builder = builder.config(key, value)
         spark = builder.getOrCreate()
     if log_level and not is_connect(spark):
         spark.sparkContext.setLogLevel(log_level)
