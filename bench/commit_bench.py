@@ -159,7 +159,7 @@ def _child_refresh(input_path: str, output: str) -> dict:
     a new table, extracts every video); the second is timed and its RSS sampled."""
     import psutil
 
-    from sparkframes.config import ClipFramesConfig, build_config
+    from sparkframes.options import ClipFramesConfig, build_config
     from sparkframes.spark.job import run_clip_frames
     from sparkframes.spark.session import get_session
 

@@ -3,7 +3,7 @@
 Issue "Frame-exact clip sampling in one decode pass". For each test video the same request:
 rates 1 and 2 fps on 10 s fixed-stride clips, at native size and at 224x224, done by
 
-* ours: ``sparkframes.clip_frames.extract_clip_frames`` with 2 threads (and with
+* ours: ``sparkframes.extraction.clip.extract_clip_frames`` with 2 threads (and with
   ``skip_unneeded=False`` to show what per-packet NONREF skipping buys);
 * (a) ``ffmpeg -threads 2 -i V -f null -``: bare decode of every frame, no conversion: the bar;
 * (b) PyAV, decode every frame (2 threads), pick the nearest frame per sample time, convert
@@ -45,10 +45,10 @@ from bench.common import (
     timed,
     write_section,
 )
-from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
 from sparkframes.decoding.source import open_video
-from sparkframes.spans import FixedStride
-from sparkframes.specs import ExtractionSpec
+from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+from sparkframes.sampling.spans import FixedStride
+from sparkframes.sampling.specs import ExtractionSpec
 
 THREADS = 2
 RATES = (Fraction(1), Fraction(2))

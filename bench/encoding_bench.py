@@ -34,9 +34,9 @@ from bench.common import (
     recipes,
     write_section,
 )
-from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
-from sparkframes.extraction import ExtractedFrame
-from sparkframes.specs import ExtractionSpec
+from sparkframes.extraction.base import ExtractedFrame
+from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+from sparkframes.sampling.specs import ExtractionSpec
 from sparkframes.table.commit import AttemptResult, commit_run
 from sparkframes.table.delta import ERRORS, TableLocation
 from sparkframes.table.encodings import FrameEncoding

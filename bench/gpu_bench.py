@@ -24,8 +24,8 @@ from bench.common import (
     write_section,
 )
 from sparkframes.decoding.backends import CPU, FFMPEG_GPU, PYNVC, choose_decoder, gpu_unavailable
-from sparkframes.extraction import ExtractOptions
-from sparkframes.video_frames import extract_video_frames
+from sparkframes.extraction.base import ExtractOptions
+from sparkframes.extraction.video import extract_video_frames
 
 SECTION = "gpu_bench"
 MODES = (CPU, FFMPEG_GPU, PYNVC)

@@ -3,9 +3,9 @@
 For a long-GOP H.264 video (x264 keyint 250, B-frames, scene cuts, moving textured content;
 generated with PyAV and cached in ``bench/.cache/``), 12 thumbnails 96 px high by
 
-* keyframe mode: ``sparkframes.preview.keyframe_thumbnails``: index pass, then only the
+* keyframe mode: ``sparkframes.tools.preview.keyframe_thumbnails``: index pass, then only the
   keyframes nearest the 12 target times are decoded (seeking between them);
-* exact mode: ``sparkframes.preview.exact_thumbnails``: the same target times, each served by
+* exact mode: ``sparkframes.tools.preview.exact_thumbnails``: the same target times, each served by
   its exact nearest frame through the library's planned one-pass decode;
 * and the index pass alone (``open_video``), the fixed cost both modes share.
 
@@ -35,8 +35,8 @@ from bench.common import (
 )
 from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.source import open_video
-from sparkframes.preview import exact_thumbnails, keyframe_thumbnails
-from sparkframes.preview.keyframes import target_times
+from sparkframes.tools.preview import exact_thumbnails, keyframe_thumbnails
+from sparkframes.tools.preview.keyframes import target_times
 
 THREADS = 2
 THUMBS = 12

@@ -37,12 +37,12 @@ from bench.common import (
     tiny_videos_input,
     write_section,
 )
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.filesystems import file_states
-from sparkframes.request_keys import unit_keys
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark import planning
 from sparkframes.spark.inputs import read_input
 from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.request_keys import unit_keys
 from sparkframes.spark.resources import default_parallelism
 from sparkframes.spark.session import get_session
 from sparkframes.table.commit import AttemptResult, commit_run

@@ -3,7 +3,7 @@
 Issue "full-video frames for scene detection". The same request (every frame, 27 high x 48 wide,
 rgb24) done by
 
-* ours: ``sparkframes.video_frames.extract_video_frames`` with 2 threads, all batches consumed
+* ours: ``sparkframes.extraction.video.extract_video_frames`` with 2 threads, all batches consumed
   (decoding overlaps the RGB conversion in a background thread); and the same with each opt-in
   that changes pixels slightly: ``skip_loop_filter="all"`` (no deblocking),
   ``resize_filter="area"`` (the cheaper scaler), and both;
@@ -63,12 +63,12 @@ from bench.common import (
     timed,
     write_section,
 )
+from sparkframes.convert.resize import to_rgb
 from sparkframes.decoding.pyav_decoder import PyAVDecoder
-from sparkframes.decoding.resize import to_rgb
 from sparkframes.decoding.source import open_video
-from sparkframes.extraction import DEFAULT_BATCH_BYTES, ExtractedFrame, ExtractOptions
+from sparkframes.extraction.base import DEFAULT_BATCH_BYTES, ExtractedFrame, ExtractOptions
+from sparkframes.extraction.video import SCENE_BATCH_BYTES, extract_video_frames
 from sparkframes.table.schema import rows_to_batches
-from sparkframes.video_frames import SCENE_BATCH_BYTES, extract_video_frames
 
 THREADS = 2
 HEIGHT, WIDTH = 27, 48

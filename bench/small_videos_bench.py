@@ -17,7 +17,7 @@ Each checkout runs in a child process of its own with one SparkSession, warmed u
 of each of its ways and then kept, taking runs over stdin (the baseline checkout first on
 ``PYTHONPATH`` and the working folder, so Spark's Python workers import it too, as in
 ``commit_bench``). The baseline child runs isolated only: in Python workers that have decoded
-in-process its forked children hang (``sparkframes/isolation.py`` says why). The three ways run
+in-process its forked children hang (``sparkframes/extraction/worker.py`` says why). The three ways run
 interleaved, in a rotating order, over the repetitions; medians. Wall: the time of
 ``run_clip_frames``. CPU: user+sys of the child's whole process tree (JVM, Python workers, fork
 servers and workers, forked children) from psutil, split by kind of process.
@@ -90,7 +90,7 @@ def _cpu_by_kind() -> dict[str, float]:
 
 def _child(baseline: bool) -> int:
     from bench.spark_bench import StepClock, digest, frame_files
-    from sparkframes.config import ClipFramesConfig, build_config
+    from sparkframes.options import ClipFramesConfig, build_config
     from sparkframes.spark.job import run_clip_frames
     from sparkframes.spark.session import get_session
 

@@ -60,9 +60,9 @@ from bench.common import (
     rotated,
     write_section,
 )
-from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
-from sparkframes.config import ClipFramesConfig, build_config
-from sparkframes.request_keys import request_key
+from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.spark.request_keys import request_key
 from sparkframes.spark.session import get_session
 from sparkframes.spark.summary import RunSummary
 from sparkframes.spark.tasks import TaskSettings, VideoWork, run_partition

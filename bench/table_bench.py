@@ -50,10 +50,10 @@ from bench.common import (
     timed,
     write_section,
 )
-from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
-from sparkframes.extraction import ExtractedFrame
-from sparkframes.spans import FixedStride
-from sparkframes.specs import ExtractionSpec
+from sparkframes.extraction.base import ExtractedFrame
+from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+from sparkframes.sampling.spans import FixedStride
+from sparkframes.sampling.specs import ExtractionSpec
 from sparkframes.table.files import FRAMES_PARQUET_OPTIONS, ROW_GROUP_BYTES
 from sparkframes.table.schema import FRAMES_SCHEMA, frames_to_batch
 from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy

@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 
 from sparkframes import frames_to_numpy, read_errors, read_frames
 from sparkframes.notebook import clip_array
-from sparkframes.preview.contact_sheet import contact_sheet
+from sparkframes.tools.preview.contact_sheet import contact_sheet
 
 
 def main(table: str) -> None:

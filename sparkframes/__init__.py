@@ -8,11 +8,12 @@ The Spark jobs are the ``sparkframes`` command and ``jobs/*.py`` under spark-sub
 
 from importlib.metadata import PackageNotFoundError, version
 
-from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.errors import FrameExtractionError
-from sparkframes.extraction import ExtractedFrame, ExtractOptions
-from sparkframes.spans import ClipSpan, FixedStride
-from sparkframes.specs import ExtractionSpec, Policy
+from sparkframes.extraction.base import ExtractedFrame, ExtractOptions
+from sparkframes.extraction.clip import extract_clip_frames
+from sparkframes.extraction.video import extract_video_frames
+from sparkframes.sampling.spans import ClipSpan, FixedStride
+from sparkframes.sampling.specs import ExtractionSpec, Policy
 from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import (
     frames_to_numpy,
@@ -21,7 +22,6 @@ from sparkframes.table.reader import (
     read_frames,
     read_table,
 )
-from sparkframes.video_frames import extract_video_frames
 
 try:
     __version__ = version("sparkframes")

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparkframes import __version__
-from sparkframes.config import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
+from sparkframes.options import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
 from sparkframes.table.delta import DEFAULT_RETENTION_HOURS
 
 
@@ -331,7 +331,7 @@ def java_problem(exc: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["demo"]:
-        from sparkframes.demo import run_demo
+        from sparkframes.tools.demo import run_demo
 
         args = build_parser().parse_args(argv)
         return run_demo(args.workdir, args.master, _log_level(args))
@@ -409,7 +409,7 @@ def _split(values: str | None) -> list[str]:
 def _preview(args: argparse.Namespace) -> int:
     """A contact sheet from a table or from videos; prints the path written. No Spark."""
     from sparkframes.errors import FrameExtractionError
-    from sparkframes.preview import contact_sheet, video_contact_sheet
+    from sparkframes.tools.preview import contact_sheet, video_contact_sheet
 
     if (args.table is None) == (args.from_videos is None):
         message = "preview needs a table folder or --from-videos (not both)"
@@ -504,7 +504,7 @@ def _inspect(args: argparse.Namespace) -> int:
     import json
 
     from sparkframes.errors import FrameExtractionError
-    from sparkframes.inspection import format_inspection, inspect_video
+    from sparkframes.tools.inspection import format_inspection, inspect_video
 
     try:
         info = inspect_video(args.video, allow_playlists=bool(args.allow_playlists))

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkframes import ExtractionSpec, ExtractOptions, extract_clip_frames, extract_video_frames
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.errors import VideoTooLargeError
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.table.delta import TableLocation
 from sparkframes.table.reader import read_errors, read_table

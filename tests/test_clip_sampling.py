@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import SpanError, VideoOpenError
-from sparkframes.spans import ClipSpan, FixedStride
-from sparkframes.specs import ExtractionSpec
+from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+from sparkframes.sampling.spans import ClipSpan, FixedStride
+from sparkframes.sampling.specs import ExtractionSpec
 from tests.conftest import VIDEO_NAMES, oracle_for
 from tests.videos import CATALOG, oracle_policy, oracle_select, read_frame_number
 

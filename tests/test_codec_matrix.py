@@ -22,13 +22,13 @@ import av
 import pytest
 from av.video.frame import PictureType
 
-from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
 from sparkframes.decoding import pyav_decoder
 from sparkframes.decoding.pyav_decoder import SKIP_SAFE_DECODERS, PyAVDecoder
 from sparkframes.decoding.source import open_video
-from sparkframes.extraction import ExtractedFrame
-from sparkframes.spans import ClipSpan
-from sparkframes.specs import ExtractionSpec
+from sparkframes.extraction.base import ExtractedFrame
+from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+from sparkframes.sampling.spans import ClipSpan
+from sparkframes.sampling.specs import ExtractionSpec
 from tests.conftest import oracle_for
 from tests.videos import (
     OracleFrame,

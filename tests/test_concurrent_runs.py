@@ -178,7 +178,7 @@ def _check_runs(spark, tmp_path, catalog, output: str, videos: list[str]) -> Non
     key = ["video_path", "clip_id", "target_fps", "frame_index", "pts_s"]
     got = read_table(output, columns=key).sort_by([(k, "ascending") for k in key])
     # The same videos extracted by one run alone, for comparison.
-    from sparkframes.config import ClipFramesConfig, build_config
+    from sparkframes.options import ClipFramesConfig, build_config
     from sparkframes.spark.job import run_clip_frames
 
     pq.write_table(pa.table({"video_path": videos}), tmp_path / "all.parquet")

@@ -8,7 +8,7 @@ from fractions import Fraction as F
 import pytest
 
 from sparkframes.cli import parse_config
-from sparkframes.config import (
+from sparkframes.options import (
     ClipFramesConfig,
     VideoFramesConfig,
     build_config,

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.config import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.job import LegacyTableError, run_clip_frames
 from sparkframes.table.delta import ERRORS, FRAMES, TableLocation, file_paths
 from sparkframes.table.files import AttemptWriter

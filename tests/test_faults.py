@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.errors import DecoderCrashError, InternalError
-from sparkframes.extraction import Extraction, ExtractOptions
-from sparkframes.isolation import run_isolated
+from sparkframes.extraction.base import Extraction, ExtractOptions
+from sparkframes.extraction.worker import run_isolated
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.spark.summary import exit_code
 from sparkframes.table.delta import TableLocation, vacuum

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.config import ClipFramesConfig, VideoFramesConfig, build_config
 from sparkframes.notebook import clip_array
-from sparkframes.preview.contact_sheet import contact_sheet
+from sparkframes.options import ClipFramesConfig, VideoFramesConfig, build_config
 from sparkframes.spark.job import run_clip_frames, run_video_frames
 from sparkframes.table.encodings import FrameEncoding, decode_frame
 from sparkframes.table.reader import frames_to_numpy, read_frames, read_table
+from sparkframes.tools.preview.contact_sheet import contact_sheet
 from tests.videos import read_frame_number
 
 VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]

@@ -10,11 +10,11 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 
-from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.decoding.backends import FFMPEG_GPU, PYNVC, choose_decoder, gpu_unavailable
-from sparkframes.extraction import ExtractOptions
-from sparkframes.specs import ExtractionSpec
-from sparkframes.video_frames import extract_video_frames
+from sparkframes.extraction.base import ExtractOptions
+from sparkframes.extraction.clip import extract_clip_frames
+from sparkframes.extraction.video import extract_video_frames
+from sparkframes.sampling.specs import ExtractionSpec
 from tests.videos import read_frame_number
 
 pytestmark = pytest.mark.gpu

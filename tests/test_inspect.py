@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sparkframes.errors import VideoOpenError
-from sparkframes.inspection import format_inspection, inspect_video
+from sparkframes.tools.inspection import format_inspection, inspect_video
 from tests.conftest import oracle_for
 from tests.videos import CATALOG
 

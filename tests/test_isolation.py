@@ -16,8 +16,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sparkframes.clip_frames import extract_clip_frames
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.decoding.backends import (
     FFMPEG_GPU,
     DecoderChoice,
@@ -25,10 +23,12 @@ from sparkframes.decoding.backends import (
     cuda_devices,
 )
 from sparkframes.errors import DecoderCrashError, InternalError, VideoTimeoutError
-from sparkframes.extraction import Extraction, ExtractOptions
-from sparkframes.isolation import IsolatedRunner, run_inline
+from sparkframes.extraction.base import Extraction, ExtractOptions
+from sparkframes.extraction.clip import extract_clip_frames
+from sparkframes.extraction.worker import IsolatedRunner, run_inline
+from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.sampling.specs import ExtractionSpec, Policy
 from sparkframes.spark.job import run_clip_frames
-from sparkframes.specs import ExtractionSpec, Policy
 from sparkframes.table.reader import read_table
 from tests.cluster import REPO
 
@@ -182,8 +182,8 @@ def test_an_unavailable_decoder_fails_loudly_and_keeps_the_worker(catalog):
 
 HOLDER = """
 import sys, time
-from sparkframes.extraction import ExtractOptions
-from sparkframes.isolation import IsolatedRunner
+from sparkframes.extraction.base import ExtractOptions
+from sparkframes.extraction.worker import IsolatedRunner
 from tests.test_isolation import _Hangs
 runner = IsolatedRunner()
 stream = runner.run(_Hangs(sys.argv[1], ExtractOptions()), timeout_s=600)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.config import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
 from sparkframes.spark.job import run_clip_frames
 from sparkframes.table.delta import TableLocation, vacuum

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkframes import frames_to_numpy, read_frames
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.notebook import clip_array, clip_tensor
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.job import run_clip_frames
 from tests.conftest import oracle_for
 from tests.videos import oracle_select, read_frame_number

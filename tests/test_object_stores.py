@@ -19,19 +19,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sparkframes.clip_frames import extract_clip_frames
-from sparkframes.config import VideoFramesConfig, build_config
 from sparkframes.decoding import remote
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoFetchError, VideoOpenError
+from sparkframes.extraction.clip import extract_clip_frames
+from sparkframes.extraction.video import extract_video_frames
+from sparkframes.extraction.worker import run_isolated
 from sparkframes.filesystems import UNKNOWN_STATE, file_states, http_stat, resolve
-from sparkframes.inspection import inspect_video
-from sparkframes.isolation import run_isolated
-from sparkframes.preview.keyframes import video_contact_sheet
+from sparkframes.options import VideoFramesConfig, build_config
+from sparkframes.sampling.specs import ExtractionSpec
 from sparkframes.spark.job import run_video_frames
-from sparkframes.specs import ExtractionSpec
 from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames
-from sparkframes.video_frames import extract_video_frames
+from sparkframes.tools.inspection import inspect_video
+from sparkframes.tools.preview.keyframes import video_contact_sheet
 from tests.s3 import s3_server
 
 BUCKET = "lake"

@@ -21,20 +21,20 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoOpenError
-from sparkframes.preview import (
+from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.spark.job import run_clip_frames
+from sparkframes.table.encodings import decode_frame
+from sparkframes.table.reader import read_table
+from sparkframes.tools.preview import (
     contact_sheet,
     exact_thumbnails,
     keyframe_thumbnails,
     video_contact_sheet,
 )
-from sparkframes.preview.contact_sheet import PAD, thumbnail
-from sparkframes.spark.job import run_clip_frames
-from sparkframes.table.encodings import decode_frame
-from sparkframes.table.reader import read_table
+from sparkframes.tools.preview.contact_sheet import PAD, thumbnail
 from tests.conftest import VIDEO_NAMES, oracle_for
 from tests.test_job_local import write_input
 from tests.videos import OracleVideo, oracle_select, read_frame_number

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparkframes.sampling.frame_choice import frames_in_span, nearest_frame, policy_frame
+from sparkframes.sampling.specs import Policy
 from sparkframes.sampling.time_grid import (
     build_grid,
     lcm_rate,
@@ -15,7 +16,6 @@ from sparkframes.sampling.time_grid import (
     sample_count,
     sample_times,
 )
-from sparkframes.specs import Policy
 
 rates_st = st.fractions(min_value=Fraction(1, 4), max_value=Fraction(60), max_denominator=6)
 times_st = st.fractions(min_value=0, max_value=20, max_denominator=1000)

@@ -6,7 +6,13 @@ from fractions import Fraction as F
 
 import pytest
 
-from sparkframes.spans import ClipSpan, FixedStride, clamp_span, fixed_stride_spans, validate_span
+from sparkframes.sampling.spans import (
+    ClipSpan,
+    FixedStride,
+    clamp_span,
+    fixed_stride_spans,
+    validate_span,
+)
 
 
 def spans(end, **kw):

@@ -34,14 +34,14 @@ from sparkframes import (
     read_frames,
 )
 from sparkframes.cli import main, parse_config
-from sparkframes.config import ClipFramesConfig, build_config
 from sparkframes.decoding.pynvc_decoder import nvdec_refusal
 from sparkframes.decoding.references import REFERENCING, self_contained_demuxers
 from sparkframes.decoding.source import open_container
 from sparkframes.errors import EmptyVideoError, ExternalReferenceError, VideoOpenError
-from sparkframes.inspection import inspect_video
-from sparkframes.preview.keyframes import video_contact_sheet
+from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.job import run_clip_frames
+from sparkframes.tools.inspection import inspect_video
+from sparkframes.tools.preview.keyframes import video_contact_sheet
 from tests.s3 import s3_server
 from tests.videos import VideoSpec, frame_pattern, make_video, read_frame_number
 

@@ -13,7 +13,6 @@ import av
 import numpy as np
 import pytest
 
-from sparkframes.clip_frames import extract_clip_frames
 from sparkframes.decoding.backends import (
     CPU,
     FFMPEG_GPU,
@@ -24,9 +23,10 @@ from sparkframes.decoding.backends import (
 )
 from sparkframes.decoding.pynvc_decoder import nvdec_refusal
 from sparkframes.decoding.source import open_video
-from sparkframes.extraction import ExtractOptions
-from sparkframes.specs import NATIVE, ExtractionSpec
-from sparkframes.video_frames import VideoFrameExtraction, extract_video_frames
+from sparkframes.extraction.base import ExtractOptions
+from sparkframes.extraction.clip import extract_clip_frames
+from sparkframes.extraction.video import VideoFrameExtraction, extract_video_frames
+from sparkframes.sampling.specs import NATIVE, ExtractionSpec
 from tests.conftest import oracle_for
 from tests.videos import VideoSpec, make_video, read_frame_number
 
@@ -142,8 +142,8 @@ import json, resource, sys
 from fractions import Fraction
 from pathlib import Path
 from tests.videos import VideoSpec, make_video
-from sparkframes.extraction import ExtractOptions
-from sparkframes.video_frames import extract_video_frames
+from sparkframes.extraction.base import ExtractOptions
+from sparkframes.extraction.video import extract_video_frames
 n, path = int(sys.argv[1]), Path(sys.argv[2])
 make_video(path, VideoSpec("long", "libx264", "mkv", 64, 48, n, fps=Fraction(50), gop=250,
                            bframes=3))

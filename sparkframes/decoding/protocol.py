@@ -27,7 +27,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER, rgb_to_rgb, to_rgb
+from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, rgb_to_rgb, to_rgb
 
 
 @dataclass

@@ -33,7 +33,7 @@ from sparkframes.errors import (
     VideoTooLargeError,
 )
 from sparkframes.filesystems import resolve
-from sparkframes.timeline import PacketInfo, VideoTimeline
+from sparkframes.sampling.timeline import PacketInfo, VideoTimeline
 
 #: Default guard against headers that claim absurd sizes (about 8K x 8K).
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -381,7 +381,7 @@ def first_frame_turns(source: VideoSource) -> int:
 
     For decoders that do not report the display matrix (NVDEC); reopens the container after.
     """
-    from sparkframes.decoding.resize import quarter_turns
+    from sparkframes.convert.resize import quarter_turns
 
     source.reopen()
     try:

@@ -10,7 +10,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from fractions import Fraction
 
-from sparkframes.specs import Policy
+from sparkframes.sampling.specs import Policy
 
 
 def frames_in_span(times: Sequence[int | Fraction], start: Fraction, end: Fraction) -> range:

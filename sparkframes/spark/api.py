@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig, build_config
+from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig, build_config
 from sparkframes.spark import planning
 from sparkframes.spark.job import run
 from sparkframes.spark.resources import default_parallelism, stage_profile

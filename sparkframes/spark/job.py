@@ -25,7 +25,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sparkframes.config import CommonConfig
+from sparkframes.options import CommonConfig
 from sparkframes.spark import planning
 from sparkframes.spark.inputs import read_input
 from sparkframes.spark.progress import ProgressLine

@@ -23,11 +23,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sparkframes.config import CommonConfig
 from sparkframes.filesystems import UNKNOWN_STATE, file_states
-from sparkframes.request_keys import unit_keys_of
-from sparkframes.spans import ClipSpan, clips_of_rows, span_of_row
+from sparkframes.options import CommonConfig
+from sparkframes.sampling.spans import ClipSpan, clips_of_rows, span_of_row
 from sparkframes.spark.inputs import check_columns, spark_kind
+from sparkframes.spark.request_keys import unit_keys_of
 from sparkframes.table.schema import STATE_SCHEMA
 from sparkframes.table.state import MAX_TRANSIENT_TRIES
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from sparkframes.clip_frames import extract_clip_frames
-from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
 from sparkframes.errors import InternalError, MissingVideoPathError
-from sparkframes.extraction import Extraction, ExtractOptions
-from sparkframes.isolation import IsolatedRunner, run_inline
-from sparkframes.spans import WHOLE_VIDEO, ClipSpan
+from sparkframes.extraction.base import Extraction, ExtractOptions
+from sparkframes.extraction.clip import extract_clip_frames
+from sparkframes.extraction.video import extract_video_frames
+from sparkframes.extraction.worker import IsolatedRunner, run_inline
+from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.sampling.spans import WHOLE_VIDEO, ClipSpan
 from sparkframes.spark.planning import spans_to_clips
 from sparkframes.spark.progress import write_progress
 from sparkframes.table.commit import AttemptResult
@@ -33,7 +34,6 @@ from sparkframes.table.delta import ERRORS, TableLocation
 from sparkframes.table.files import AttemptWriter
 from sparkframes.table.schema import FRAMES_TABLE_SCHEMA, errors_to_batch
 from sparkframes.table.state import UnitState
-from sparkframes.video_frames import extract_video_frames
 
 #: The one column of ``files_function``'s output: an attempt's result, pickled.
 RESULT_COLUMN = "attempt"

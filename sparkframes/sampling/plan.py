@@ -13,8 +13,7 @@ from fractions import Fraction
 
 from sparkframes.errors import SpanError
 from sparkframes.sampling.frame_choice import frames_in_span, nearest_frame, policy_frame
-from sparkframes.sampling.time_grid import build_grid, rate_for_min_frames
-from sparkframes.spans import (
+from sparkframes.sampling.spans import (
     ClampedSpan,
     ClipSpan,
     FixedStride,
@@ -23,8 +22,9 @@ from sparkframes.spans import (
     is_whole_video,
     validate_span,
 )
-from sparkframes.specs import ExtractionSpec, Policy
-from sparkframes.timeline import VideoTimeline
+from sparkframes.sampling.specs import ExtractionSpec, Policy
+from sparkframes.sampling.time_grid import build_grid, rate_for_min_frames
+from sparkframes.sampling.timeline import VideoTimeline
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.protocol import Decoder
 from sparkframes.decoding.source import open_video, scan_extent
 from sparkframes.errors import DecodeError
-from sparkframes.extraction import Batcher, ExtractedFrame, Extraction, ExtractOptions
-from sparkframes.spans import derive_clip_id
-from sparkframes.specs import SCENE_PURPOSE, check_purpose, check_target_res
+from sparkframes.extraction.base import Batcher, ExtractedFrame, Extraction, ExtractOptions
+from sparkframes.sampling.spans import derive_clip_id
+from sparkframes.sampling.specs import SCENE_PURPOSE, check_purpose, check_target_res
 
 DEFAULT_OUTPUT_HW = (27, 48)
 ALL_FRAMES_POLICY = "all"

@@ -13,10 +13,10 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from sparkframes.config import ClipFramesConfig, CommonConfig, VideoFramesConfig
-from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER
-from sparkframes.spans import ClipSpan, FixedStride, is_whole_video
-from sparkframes.specs import ExtractionSpec
+from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER
+from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.sampling.spans import ClipSpan, FixedStride, is_whole_video
+from sparkframes.sampling.specs import ExtractionSpec
 
 
 def fingerprint(doc: dict) -> str:

@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER
 from sparkframes.decoding.backends import (
     CPU,
     DecoderChoice,
@@ -18,7 +19,6 @@ from sparkframes.decoding.backends import (
 )
 from sparkframes.decoding.protocol import DecoderRefusedError, DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
-from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
 from sparkframes.errors import FrameExtractionError
 from sparkframes.table.encodings import FrameEncoding

@@ -16,17 +16,17 @@ from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.protocol import Decoder, Picture
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import DecodeError, FrameExtractionError
-from sparkframes.extraction import (
+from sparkframes.extraction.base import (
     Batcher,
     ExtractedFrame,
     Extraction,
     ExtractionReport,
     ExtractOptions,
 )
-from sparkframes.planning import FrameRequest, VideoPlan, plan_video, resolve_clips
-from sparkframes.spans import ClipSpan, FixedStride
-from sparkframes.specs import ExtractionSpec
-from sparkframes.timeline import VideoTimeline
+from sparkframes.sampling.plan import FrameRequest, VideoPlan, plan_video, resolve_clips
+from sparkframes.sampling.spans import ClipSpan, FixedStride
+from sparkframes.sampling.specs import ExtractionSpec
+from sparkframes.sampling.timeline import VideoTimeline
 
 __all__ = ["ClipFrameExtraction", "ExtractOptions", "ExtractionReport", "extract_clip_frames"]
 

@@ -13,7 +13,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from sparkframes.specs import NATIVE
+from sparkframes.sampling.specs import NATIVE
 
 INTERPOLATION = Interpolation.BICUBIC
 #: The scalers a run may ask for (``--resize-filter``). ``bicubic`` is the FFmpeg CLI's default

@@ -22,7 +22,7 @@ import av
 from av.video.frame import PictureType
 from av.video.reformatter import ColorRange, Colorspace
 
-from sparkframes.decoding.resize import quarter_turns
+from sparkframes.convert.resize import quarter_turns
 from sparkframes.decoding.source import open_video
 
 #: Keyframe times listed in full (the count is always given).

@@ -48,7 +48,7 @@ def make_sample_video(
 
 def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") -> int:
     """Sample video -> input table -> clip-frames job (2 fps, 224x224) -> summary + read back."""
-    from sparkframes.config import ClipFramesConfig, build_config
+    from sparkframes.options import ClipFramesConfig, build_config
     from sparkframes.spark.job import run_clip_frames
     from sparkframes.spark.session import get_session
     from sparkframes.table.reader import frames_to_numpy, read_frames
@@ -75,7 +75,7 @@ def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") 
     frames = frames_to_numpy(table)
     print(f"read back: {table.num_rows} embeddings frames as {table.schema.field('frame').type}")
     print(f"numpy: {frames.shape} {frames.dtype}; table at {out}")
-    from sparkframes.preview.contact_sheet import contact_sheet
+    from sparkframes.tools.preview.contact_sheet import contact_sheet
 
     sheet = contact_sheet(str(out), "embeddings", output=str(root / "contact_sheet.png"))
     print(f"contact sheet: {sheet.path}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 
-from sparkframes.spans import to_fraction
+from sparkframes.sampling.spans import to_fraction
 
 #: The purpose of every-frame extraction (``video-frames``), kept apart from sampled clips.
 SCENE_PURPOSE = "scene"

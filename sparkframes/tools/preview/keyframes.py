@@ -19,16 +19,16 @@ from typing import NamedTuple
 import av
 import numpy as np
 
+from sparkframes.convert.resize import displayed_size, quarter_turns, to_rgb
 from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.pyav_decoder import PyAVDecoder
-from sparkframes.decoding.resize import displayed_size, quarter_turns, to_rgb
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import DecodeError
-from sparkframes.preview.contact_sheet import THUMB_HEIGHT, ContactSheet, SheetRow, Thumb
-from sparkframes.preview.contact_sheet import write_sheet as _write_sheet
 from sparkframes.sampling.frame_choice import nearest_frame
 from sparkframes.sampling.time_grid import sample_times
-from sparkframes.timeline import VideoTimeline
+from sparkframes.sampling.timeline import VideoTimeline
+from sparkframes.tools.preview.contact_sheet import THUMB_HEIGHT, ContactSheet, SheetRow, Thumb
+from sparkframes.tools.preview.contact_sheet import write_sheet as _write_sheet
 
 
 class Thumbnail(NamedTuple):
@@ -137,9 +137,9 @@ def exact_thumbnails(
     whole-video clip at ``max_frames / duration`` fps. Decodes what those frames depend on,
     which for long GOPs is most of the video.
     """
-    from sparkframes.clip_frames import ExtractOptions, extract_clip_frames
-    from sparkframes.spans import ClipSpan
-    from sparkframes.specs import ExtractionSpec
+    from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
+    from sparkframes.sampling.spans import ClipSpan
+    from sparkframes.sampling.specs import ExtractionSpec
 
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")

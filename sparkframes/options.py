@@ -15,10 +15,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from sparkframes.decoding.resize import DEFAULT_RESIZE_FILTER, RESIZE_FILTERS
+from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, RESIZE_FILTERS
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
-from sparkframes.spans import FixedStride, to_fraction
-from sparkframes.specs import (
+from sparkframes.sampling.spans import FixedStride, to_fraction
+from sparkframes.sampling.specs import (
     NATIVE,
     PURPOSE_DEFAULT_FPS,
     SCENE_PURPOSE,

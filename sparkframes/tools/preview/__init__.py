@@ -4,7 +4,7 @@
 ``keyframe_thumbnails`` need only video files (keyframes by default, ``exact`` on request).
 """
 
-from sparkframes.preview.contact_sheet import (
+from sparkframes.tools.preview.contact_sheet import (
     ContactSheet,
     Layout,
     SheetRow,
@@ -12,7 +12,7 @@ from sparkframes.preview.contact_sheet import (
     contact_sheet,
     write_sheet,
 )
-from sparkframes.preview.keyframes import (
+from sparkframes.tools.preview.keyframes import (
     Thumbnail,
     exact_thumbnails,
     keyframe_thumbnails,

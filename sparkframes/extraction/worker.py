@@ -63,7 +63,7 @@ from sparkframes.errors import (
     InternalError,
     VideoTimeoutError,
 )
-from sparkframes.extraction import Extraction
+from sparkframes.extraction.base import Extraction
 from sparkframes.table.schema import FRAMES_SCHEMA, rows_to_batches
 
 # Worker to parent, per video: frames (any number), then one of report / report-and-exiting /
@@ -76,7 +76,7 @@ _REQUEST_BYTES = 1 + _INT.size
 _UNKNOWN_EXIT = -(2**62)  # a reap of a pid the fork server never started
 #: What the fork server imports once, so its workers start with it: the extractions and the
 #: module PyAV imports on its first ``open``.
-_PRELOAD = ("sparkframes.clip_frames", "sparkframes.video_frames", "av.subtitles.stream")
+_PRELOAD = ("sparkframes.extraction.clip", "sparkframes.extraction.video", "av.subtitles.stream")
 _SERVER_START_S = 300.0  # its imports, on a loaded executor
 _EXIT_WAIT_S = 5.0  # an idle worker told to stop, before it is killed
 _PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15
@@ -248,7 +248,8 @@ class _ForkServer:
         # The parent's whole import path: Spark adds to it (--py-files, the working folder).
         code = (
             f"import sys; sys.path[:0] = {sys.path!r}; "
-            f"from sparkframes.isolation import _serve_forks; _serve_forks({theirs.fileno()})"
+            "from sparkframes.extraction.worker import _serve_forks; "
+            f"_serve_forks({theirs.fileno()})"
         )
         self.process = subprocess.Popen(
             [sys.executable, "-c", code], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
