@@ -250,12 +250,6 @@ def _attach_size_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def parse_config(argv: Sequence[str]) -> tuple[str, Any]:
-    """(command, validated config) from the command line and an optional TOML file."""
-    command, config, _ = parse_run(argv)
-    return command, config
-
-
 def parse_run(argv: Sequence[str]) -> tuple[str, Any, argparse.Namespace]:
     """(command, validated config, the parsed flags) from the command line and an optional
     TOML file; the flags carry the run's own settings (``--conf``, ``--log-level``…)."""
@@ -318,9 +312,11 @@ def java_problem(exc: BaseException) -> str | None:
     import os
     import shutil
 
-    text = str(exc)
-    if "JAVA_GATEWAY_EXITED" not in text and "Java gateway process exited" not in text:
+    from pyspark.errors import PySparkRuntimeError
+
+    if not isinstance(exc, PySparkRuntimeError) or exc.getCondition() != "JAVA_GATEWAY_EXITED":
         return None
+    text = str(exc)
     java = shutil.which("java")
     home = os.environ.get("JAVA_HOME")
     on_path = f"java on PATH is {java}" if java else "java not found on PATH"
@@ -350,16 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"sparkframes: --output {config.output}: {problem}", file=sys.stderr)
         return 2
-    if config.mode != "overwrite":
-        from sparkframes.table.delta import TableLocation
-        from sparkframes.table.legacy import legacy_problem
-
-        problem = legacy_problem(TableLocation.of(config.output))
-        if problem is not None:
-            print(f"sparkframes: {problem}", file=sys.stderr)
-            return 2
+    from sparkframes.decoding.backends import DecoderUnavailableError
     from sparkframes.spark.inputs import InputSchemaError
-    from sparkframes.spark.job import run_clip_frames, run_video_frames
+    from sparkframes.spark.job import write_table
     from sparkframes.spark.session import get_session
     from sparkframes.spark.summary import exit_code
 
@@ -374,17 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sparkframes: {message}", file=sys.stderr)
         return 2
-    run = run_clip_frames if command == "clip-frames" else run_video_frames
     try:
-        summary = run(spark, config)
+        summary = write_table(spark, config)
     except InputSchemaError as exc:
         print(f"sparkframes: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a task that failed for good reaches us wrapped by Spark
-        message = _frame_extraction_failure(exc)
-        if message is None:
-            raise
-        print(f"sparkframes: {message}", file=sys.stderr)
+    except DecoderUnavailableError as exc:  # --no-fallback, and a task's GPU could not decode
+        print(f"sparkframes: {exc}", file=sys.stderr)
         return 4
     _report(summary, args.summary_json)
     return exit_code(summary, config.max_error_rate)
@@ -473,17 +458,12 @@ def _vacuum(args: argparse.Namespace) -> int:
     from deltalake.exceptions import DeltaError
 
     from sparkframes.table.delta import TableLocation, vacuum
-    from sparkframes.table.legacy import legacy_problem
 
     if args.retention_hours < 0:
         print("sparkframes: --retention-hours must be >= 0", file=sys.stderr)
         return 2
     try:
         loc = TableLocation.of(args.table)
-        problem = legacy_problem(loc)
-        if problem is not None:
-            print(f"sparkframes: {problem}", file=sys.stderr)
-            return 2
         removed = vacuum(loc, args.retention_hours, dry_run=args.dry_run)
     except (ValueError, OSError, DeltaError) as exc:
         print(f"sparkframes: {args.table}: {exc}", file=sys.stderr)
@@ -513,14 +493,6 @@ def _inspect(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(info, indent=2) if args.json else format_inspection(info))
     return 0
-
-
-def _frame_extraction_failure(exc: BaseException) -> str | None:
-    """The "Frame extraction failed: ..." line inside a Spark task failure, if that is the cause."""
-    for line in str(exc).splitlines():
-        if "Frame extraction failed:" in line:
-            return line[line.index("Frame extraction failed:") :].strip()
-    return None
 
 
 if __name__ == "__main__":

@@ -41,10 +41,3 @@ def clip_tensor(table: pa.Table, clip_id: str, **kwargs: Any) -> Any:
     except ImportError as exc:  # torch is optional
         raise ImportError("clip_tensor needs PyTorch: pip install torch") from exc
     return torch.from_dlpack(clip_array(table, clip_id, **kwargs))
-
-
-def frames_to_torch(table: pa.Table) -> Any:
-    """The whole ``frame`` tensor column as a torch tensor (N, H, W, 3) through DLPack."""
-    import torch
-
-    return torch.from_dlpack(tensor_to_numpy(table["frame"]))

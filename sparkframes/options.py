@@ -13,8 +13,15 @@ import typing
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from sparkframes.convert.encode import (
+    DEFAULT_JPEG_QUALITY,
+    FRAME_ENCODINGS,
+    JPEG,
+    RAW,
+    FrameEncoding,
+)
 from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, RESIZE_FILTERS
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 from sparkframes.sampling.spans import FixedStride, to_fraction
@@ -25,13 +32,6 @@ from sparkframes.sampling.specs import (
     ExtractionSpec,
     Policy,
     check_purpose,
-)
-from sparkframes.table.encodings import (
-    DEFAULT_JPEG_QUALITY,
-    FRAME_ENCODINGS,
-    JPEG,
-    RAW,
-    FrameEncoding,
 )
 
 DECODER_MODES = ("ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto")
@@ -110,6 +110,9 @@ def _refuse_ignored(flags: list[tuple[str, bool]], why: str) -> None:
 class CommonConfig:
     """Flags both commands share."""
 
+    #: The command these options are for (``sparkframes <command>``).
+    command: ClassVar[str] = ""
+
     input: str = ""
     output: str = ""
     master: str | None = None
@@ -173,6 +176,8 @@ class CommonConfig:
 @dataclass
 class ClipFramesConfig(CommonConfig):
     """``sparkframes clip-frames``."""
+
+    command: ClassVar[str] = "clip-frames"
 
     purpose: list[str] = field(default_factory=lambda: ["embeddings"])
     target_fps: tuple[Fraction, ...] = ()
@@ -243,6 +248,8 @@ class ClipFramesConfig(CommonConfig):
 @dataclass
 class VideoFramesConfig(CommonConfig):
     """``sparkframes video-frames``: every frame at ``output_hw`` into ``purpose=scene``."""
+
+    command: ClassVar[str] = "video-frames"
 
     output_hw: tuple[int, int] = (27, 48)
     purpose: str = SCENE_PURPOSE

@@ -18,12 +18,12 @@ import pytest
 from sparkframes import ExtractionSpec, ExtractOptions, extract_clip_frames, extract_video_frames
 from sparkframes.errors import VideoTooLargeError
 from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.table.delta import TableLocation
 from sparkframes.table.reader import read_errors, read_table
-from sparkframes.table.state import read_state
 from tests.conftest import oracle_for
 from tests.corpus import build_bad_corpus, fuzz_variants
+from tests.tables import read_state
 
 SPEC = [ExtractionSpec("embeddings", target_fps=(F(5),))]
 
@@ -136,7 +136,7 @@ def _job(spark, tmp_path, paths: list[str]) -> tuple[object, pa.Table, pa.Table]
             "video_timeout_s": 60,
         },
     )
-    summary = run_clip_frames(spark, config)
+    summary = write_table(spark, config)
     return summary, read_table(str(tmp_path / "out")), read_errors(str(tmp_path / "out"))
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.errors import PySparkRuntimeError
 
 from sparkframes.cli import java_problem, output_problem
 
@@ -111,7 +112,9 @@ def test_output_problem_looks_at_the_tables_own_folder_when_it_exists(tmp_path):
 
 def test_java_problem_recognises_only_a_jvm_that_did_not_start():
     assert java_problem(ValueError("something else")) is None
-    message = java_problem(RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited."))
+    assert java_problem(RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited.")) is None
+    exited = PySparkRuntimeError(errorClass="JAVA_GATEWAY_EXITED", messageParameters={})
+    message = java_problem(exited)
     assert message is not None and message.startswith("Spark needs Java 17 or 21 (")
 
 

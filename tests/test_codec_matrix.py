@@ -276,7 +276,7 @@ def test_listed_decoders_skip_and_give_identical_pictures(matrix_videos, decoder
             slow = _decode(path, wanted, skip=False, threads=threads)
             done, where = fast.decoder, (path.name, wanted, threads)
             assert done.skip_unneeded
-            assert (done.recovered, done.missing, done.failures) == ([], [], []), where
+            assert (done.stats.recovered, done.missing, done.failures) == (0, [], []), where
             assert fast.pictures == {p: plain[fast.pts[p]] for p in wanted}, where
             assert done.stats.frames_decoded <= slow.decoder.stats.frames_decoded
             saved += slow.decoder.stats.frames_decoded - done.stats.frames_decoded
@@ -322,7 +322,7 @@ def test_a_frame_lost_to_skipping_is_decoded_again(matrix_videos, monkeypatch, p
     # The same frames straight from the decoder: some came out only on the second try.
     position = {f.pts_s: i for i, f in enumerate(oracle.frames)}
     done = _decode(path, sorted({position[r.pts_s] for r in rows}), skip=True).decoder
-    assert done.skip_unneeded and done.recovered and not done.missing
+    assert done.skip_unneeded and done.stats.recovered and not done.missing
 
 
 #: The video of issue 13 (SVT-AV1, 320x240, 24 fps, 6 s, GOP 48, Matroska) at preset 8: faster

@@ -25,9 +25,10 @@ from sparkframes.table.delta import ERRORS, FRAMES, TableLocation, ensure_table
 from sparkframes.table.files import AttemptWriter
 from sparkframes.table.reader import read_errors, read_table
 from sparkframes.table.schema import FRAMES_SCHEMA, errors_to_batch
-from sparkframes.table.state import UnitState, read_state
+from sparkframes.table.state import UnitState
 from tests.cluster import REPO
 from tests.s3 import s3_server
+from tests.tables import read_state
 
 WRITERS = 6
 SHARED = [f"/videos/shared-{i}.mp4" for i in range(3)]  # every writer extracts these
@@ -179,11 +180,11 @@ def _check_runs(spark, tmp_path, catalog, output: str, videos: list[str]) -> Non
     got = read_table(output, columns=key).sort_by([(k, "ascending") for k in key])
     # The same videos extracted by one run alone, for comparison.
     from sparkframes.options import ClipFramesConfig, build_config
-    from sparkframes.spark.job import run_clip_frames
+    from sparkframes.spark.job import write_table
 
     pq.write_table(pa.table({"video_path": videos}), tmp_path / "all.parquet")
     values = {"input": str(tmp_path / "all.parquet"), "output": str(tmp_path / "alone")}
-    run_clip_frames(spark, build_config(ClipFramesConfig, {**values, "target_res": "24x32"}))
+    write_table(spark, build_config(ClipFramesConfig, {**values, "target_res": "24x32"}))
     want = read_table(str(tmp_path / "alone"), columns=key).sort_by([(k, "ascending") for k in key])
     assert got.equals(want)
     state = read_state(TableLocation.of(output))

@@ -7,7 +7,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from sparkframes.cli import parse_config
+from sparkframes.cli import parse_run
 from sparkframes.options import (
     ClipFramesConfig,
     VideoFramesConfig,
@@ -38,9 +38,9 @@ def test_command_line_accepts_native_written_as_minus_one(spelling):
     """NeMo users write ``(-1, -1)`` as ``--target-res -1x-1``: not a flag of its own."""
     flag = [f"--target-res{spelling}"] if spelling.startswith("=") else ["--target-res", spelling]
     argv = ["clip-frames", "--input", "i", "--output", "o", *flag, "--policy", "middle"]
-    _, config = parse_config(argv)
+    _, config, _ = parse_run(argv)
     assert config.target_res == (-1, -1) and config.policy == "middle"
-    _, config = parse_config(
+    _, config, _ = parse_run(
         ["clip-frames", "--input", "i", "--output", "o", "--target-res", "8x6"]
     )
     assert config.target_res == (8, 6)
@@ -50,10 +50,10 @@ def test_a_size_flag_still_needs_a_size(capsys):
     """Only a size is attached to the flag: a real flag after it still leaves it without a value,
     and the scene size's own rule refuses ``-1x-1`` by name."""
     with pytest.raises(SystemExit):
-        parse_config(["clip-frames", "--input", "i", "--output", "o", "--target-res", "--policy"])
+        parse_run(["clip-frames", "--input", "i", "--output", "o", "--target-res", "--policy"])
     assert "--target-res: expected one argument" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--output-hw must be HxW with both > 0"):
-        parse_config(["video-frames", "--input", "i", "--output", "o", "--output-hw", "-1x-1"])
+        parse_run(["video-frames", "--input", "i", "--output", "o", "--output-hw", "-1x-1"])
 
 
 def test_defaults_follow_the_contract():
@@ -71,13 +71,13 @@ def test_config_file_keys_are_the_flag_names_and_flags_win(tmp_path):
         'input = "i"\noutput = "o"\ntarget-fps = "1,2"\nclip-len-s = 10\n'
         '[video-frames]\noutput-hw = "54x96"\n'
     )
-    _, clip = parse_config(["clip-frames", "--config", str(path), "--target-fps", "3"])
+    _, clip, _ = parse_run(["clip-frames", "--config", str(path), "--target-fps", "3"])
     assert clip.target_fps == (F(3),) and clip.stride().clip_len_s == 10
     assert clip.stride().stride_s == 10  # stride defaults to the clip length
     (tmp_path / "video.toml").write_text(
         '[video-frames]\ninput = "i"\noutput = "o"\noutput-hw = "54x96"\n'
     )
-    _, video = parse_config(["video-frames", "--config", str(tmp_path / "video.toml")])
+    _, video, _ = parse_run(["video-frames", "--config", str(tmp_path / "video.toml")])
     assert video.output_hw == (54, 96)
 
 
@@ -152,7 +152,7 @@ def test_config_file_values_of_the_wrong_type_are_refused_naming_file_and_key(
 ):
     path = _write(tmp_path, line + "\n")
     with pytest.raises(ValueError, match=f"^{re.escape(path)}: {message}"):
-        parse_config(["clip-frames", "--config", path])
+        parse_run(["clip-frames", "--config", path])
 
 
 def test_config_file_values_of_the_right_type_are_converted(tmp_path):
@@ -161,7 +161,7 @@ def test_config_file_values_of_the_right_type_are_converted(tmp_path):
         "min-frames = 8\nmax-error-rate = 0\nno-fallback = false\nclip-len-s = 2.5\n"
         'target-fps = [1, "1/3"]\ntarget-res = [32, 48]\nvideo-timeout-s = 60\n',
     )
-    _, config = parse_config(["clip-frames", "--config", path])
+    _, config, _ = parse_run(["clip-frames", "--config", path])
     assert (config.min_frames, config.max_error_rate, config.no_fallback) == (8, 0.0, False)
     assert isinstance(config.max_error_rate, float) and config.video_timeout_s == 60.0
     assert config.clip_len_s == F(5, 2) and config.target_fps == (F(1), F(1, 3))
@@ -175,29 +175,29 @@ def test_a_command_section_overrides_the_top_level_keys_and_keeps_the_rest(tmp_p
         '[video-frames]\ndecoder-mode = "pynvc"\noutput-hw = "54x96"\n'
         '[clip-frames]\ntarget-res = "64x64"\n',
     )
-    _, video = parse_config(["video-frames", "--config", path])
+    _, video, _ = parse_run(["video-frames", "--config", path])
     assert (video.input, video.output, video.batch_size) == ("i", "o", 32)
     assert (video.decoder_mode, video.output_hw) == ("pynvc", (54, 96))
-    _, clip = parse_config(["clip-frames", "--config", path, "--batch-size", "16"])
+    _, clip, _ = parse_run(["clip-frames", "--config", path, "--batch-size", "16"])
     assert (clip.decoder_mode, clip.target_res, clip.batch_size) == ("ffmpeg_cpu", (64, 64), 16)
 
 
 def test_an_unknown_section_is_refused(tmp_path):
     path = _write(tmp_path, "[clip_frame]\npolicy = 'first'\n")
     with pytest.raises(ValueError, match=r"unknown section \[clip_frame\]"):
-        parse_config(["clip-frames", "--config", path])
+        parse_run(["clip-frames", "--config", path])
 
 
 def test_config_file_errors_name_the_file(tmp_path):
     missing = str(tmp_path / "nope.toml")
     with pytest.raises(ValueError, match=f"^{re.escape(missing)}: no such config file"):
-        parse_config(["clip-frames", "--config", missing])
+        parse_run(["clip-frames", "--config", missing])
     broken = _write(tmp_path, 'target-fps = [1, \nmode = "overwrite"\n')
     with pytest.raises(ValueError, match=f"^{re.escape(broken)}: not valid TOML: .*line"):
-        parse_config(["clip-frames", "--config", broken])
+        parse_run(["clip-frames", "--config", broken])
     unknown = _write(tmp_path, "colour = 'red'\n")
     with pytest.raises(ValueError, match=f"^{re.escape(unknown)}: unknown option 'colour'"):
-        parse_config(["clip-frames", "--config", unknown])
+        parse_run(["clip-frames", "--config", unknown])
 
 
 @pytest.mark.parametrize(
@@ -214,15 +214,13 @@ def test_unparseable_numbers_name_the_flag_and_the_value(flag, value):
     argv = ["clip-frames", "--input", "i", "--output", "o", "--clip-len-s", "10", flag, value]
     bad = value.split(",")[-1]
     with pytest.raises(ValueError, match=f"^{flag}: '{re.escape(bad)}' is not a number$"):
-        parse_config(argv)
+        parse_run(argv)
 
 
 def test_the_two_commands_never_write_the_same_purpose():
     """Sharing a partition, each command's incremental run would replace the other's rows."""
     with pytest.raises(ValueError, match=re.escape("--purpose scene: every frame")):
-        parse_config(
-            ["clip-frames", "--purpose", "embeddings,scene", "--input", "i", "--output", "o"]
-        )
+        parse_run(["clip-frames", "--purpose", "embeddings,scene", "--input", "i", "--output", "o"])
     base = {"input": "i", "output": "o"}
     with pytest.raises(ValueError, match=re.escape("--purpose embeddings: clip-frames writes")):
         build_config(VideoFramesConfig, {**base, "purpose": "embeddings"})
@@ -233,7 +231,7 @@ def test_the_two_commands_never_write_the_same_purpose():
 
 def test_a_purpose_given_twice_counts_once():
     argv = ["clip-frames", "--input", "i", "--output", "o"]
-    _, config = parse_config([*argv, "--purpose", "embeddings,aesthetics,embeddings"])
+    _, config, _ = parse_run([*argv, "--purpose", "embeddings,aesthetics,embeddings"])
     assert [s.purpose for s in config.specs()] == ["embeddings", "aesthetics"]
 
 

@@ -3,8 +3,6 @@ one commit, tables of the old format refused or replaced."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,11 +11,10 @@ import pytest
 from deltalake import DeltaTable
 
 from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark.job import LegacyTableError, run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.table.delta import ERRORS, FRAMES, TableLocation, file_paths
 from sparkframes.table.files import AttemptWriter
 from sparkframes.table.reader import read_frames, read_table
-from tests.cluster import REPO
 from tests.test_concurrent_runs import frame_rows
 
 VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]
@@ -25,7 +22,7 @@ VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]
 
 def run(spark, inputs: Path, output: Path, **flags):
     values = {"input": str(inputs), "output": str(output), "target_res": "24x32", **flags}
-    return run_clip_frames(spark, build_config(ClipFramesConfig, values))
+    return write_table(spark, build_config(ClipFramesConfig, values))
 
 
 @pytest.fixture()
@@ -73,55 +70,6 @@ def test_a_changed_request_replaces_its_units_in_one_commit(spark, table, tmp_pa
     assert set(read_table(str(table), columns=["height"])["height"].to_pylist()) == {16}
     old = read_table(str(table), columns=["height"], version=before)
     assert set(old["height"].to_pylist()) == {24}
-
-
-def _legacy_table(root: Path) -> Path:
-    """A table as sparkframes 0.1 left it: Parquet files, a manifest, _SUCCESS."""
-    (root / "purpose=embeddings").mkdir(parents=True)
-    data = root / "purpose=embeddings" / "part-old-00000-0000.parquet"
-    pq.write_table(pa.table({"video_path": ["v.mp4"]}), data)
-    (root / "_sparkframes").mkdir()
-    manifest = pa.table({"video_path": ["v.mp4"], "file": ["purpose=embeddings/" + data.name]})
-    pq.write_table(manifest, root / "_sparkframes" / "manifest.parquet")
-    (root / "_SUCCESS").write_text("old")
-    (root / "notes.txt").write_text("not ours")
-    return data
-
-
-def test_a_table_of_the_old_format_is_refused_with_the_fix(spark, tmp_path, catalog):
-    out = tmp_path / "old"
-    data = _legacy_table(out)
-    with pytest.raises(FileNotFoundError, match="run once with --mode overwrite"):
-        read_frames(str(out))
-    inputs = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"video_path": [str(catalog["h264_mp4"])]}), inputs)
-    with pytest.raises(LegacyTableError, match=r"written by sparkframes 0\.1"):
-        run(spark, inputs, out)
-    code = "import sys; from sparkframes.cli import main; sys.exit(main(sys.argv[1:]))"
-    cli = subprocess.run(
-        [sys.executable, "-c", code, "clip-frames", "--input", str(inputs), "--output", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 2 and "--mode overwrite" in cli.stderr
-    assert cli.stderr.count("\n") == 1  # one line, before Spark starts
-    vacuumed = subprocess.run(
-        [sys.executable, "-c", code, "vacuum", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert vacuumed.returncode == 2 and "--mode overwrite" in vacuumed.stderr
-    # Overwrite takes the old format's files away and writes a Delta table.
-    summary = run(spark, inputs, out, mode="overwrite")
-    assert summary.videos_processed == 1
-    assert not data.exists() and not (out / "_sparkframes").exists()
-    assert not (out / "_SUCCESS").exists() and (out / "notes.txt").exists()
-    assert set(read_table(str(out))["video_path"].to_pylist()) == {str(catalog["h264_mp4"])}
-    assert DeltaTable(str(out)).metadata().partition_columns == list(FRAMES.partition_by)
 
 
 def test_an_attempt_that_gives_up_describes_no_file(tmp_path):

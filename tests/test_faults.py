@@ -21,16 +21,17 @@ from deltalake import DeltaTable
 
 from sparkframes.errors import DecoderCrashError, InternalError
 from sparkframes.extraction.base import Extraction, ExtractOptions
-from sparkframes.extraction.worker import run_isolated
+from sparkframes.extraction.worker import IsolatedRunner
 from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.spark.summary import exit_code
 from sparkframes.table.delta import TableLocation, vacuum
 from sparkframes.table.reader import read_errors, read_table
-from sparkframes.table.state import MAX_TRANSIENT_TRIES, read_state
+from sparkframes.table.state import MAX_TRANSIENT_TRIES
 from tests.cluster import REPO, SPARK_HOME, spark_env
 from tests.spark_faults import DAEMON_CONF
 from tests.spark_faults import ENV as FAULTS_ENV
+from tests.tables import read_state
 
 KEY = ["video_path", "clip_id", "target_fps", "frame_index"]
 
@@ -46,7 +47,7 @@ def write_input(path: Path, videos: list[str], clip_ids: list[str | None] | None
 
 def run(spark, input_path: str, output: Path, **flags):
     config = build_config(ClipFramesConfig, {"input": input_path, "output": str(output), **flags})
-    return run_clip_frames(spark, config)
+    return write_table(spark, config)
 
 
 def rows(output: Path) -> pa.Table:
@@ -109,7 +110,7 @@ def test_a_hung_decoder_is_stopped_and_recorded(spark, tmp_path, catalog):
 class _DiesMidway(Extraction):
     """A real child-process death while decoding (what a segfault in FFmpeg looks like)."""
 
-    def _run(self, choice):
+    def _run(self, choice, output):
         os.kill(os.getpid(), signal.SIGKILL)
         yield []
 
@@ -147,14 +148,14 @@ def test_failures_in_a_row_are_counted_per_purpose(spark, tmp_path, catalog):
 class _RaisesInside(Extraction):
     """An exception no extraction code expects (a bug, a resource running out)."""
 
-    def _run(self, choice):
+    def _run(self, choice, output):
         raise KeyError("no such plane")
         yield []
 
 
 def test_an_unexpected_error_in_the_child_is_recorded_with_its_cause(tmp_path):
     extraction = _RaisesInside(str(tmp_path / "v.mp4"), ExtractOptions())
-    assert list(run_isolated(extraction, timeout_s=30)) == []
+    assert _isolated(extraction, 30) == []
     (error,) = extraction.report.errors
     assert isinstance(error, InternalError) and error.transient
     assert "KeyError: 'no such plane' at " in str(error) and "test_faults.py" in str(error)
@@ -162,7 +163,7 @@ def test_an_unexpected_error_in_the_child_is_recorded_with_its_cause(tmp_path):
 
 def test_a_crashing_decoder_process_costs_one_video(tmp_path):
     extraction = _DiesMidway(str(tmp_path / "v.mp4"), ExtractOptions())
-    assert list(run_isolated(extraction, timeout_s=30)) == []
+    assert _isolated(extraction, 30) == []
     (error,) = extraction.report.errors
     assert isinstance(error, DecoderCrashError) and "signal 9" in str(error)
 
@@ -345,3 +346,9 @@ def _successful_attempts(events: Path, partition: int) -> list[bool]:
         for e in mine
         if e["Stage ID"] in stages and e["Task End Reason"]["Reason"] == "Success"
     ]
+
+
+def _isolated(extraction, timeout_s: float) -> list:
+    """One video's batches from a decode worker of its own."""
+    with IsolatedRunner() as runner:
+        return list(runner.run(extraction, timeout_s))

@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from sparkframes.convert.encode import FrameEncoding
 from sparkframes.notebook import clip_array
 from sparkframes.options import ClipFramesConfig, VideoFramesConfig, build_config
-from sparkframes.spark.job import run_clip_frames, run_video_frames
-from sparkframes.table.encodings import FrameEncoding, decode_frame
+from sparkframes.spark.job import write_table
+from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import frames_to_numpy, read_frames, read_table
 from sparkframes.tools.preview.contact_sheet import contact_sheet
 from tests.videos import read_frame_number
@@ -26,7 +27,7 @@ JPEG_MEAN_ABS_DIFF = 4.0
 
 def _run(spark, inputs, output, **flags):
     values = {"input": str(inputs), "output": str(output), "target_res": "224x224", **flags}
-    return run_clip_frames(spark, build_config(ClipFramesConfig, values))
+    return write_table(spark, build_config(ClipFramesConfig, values))
 
 
 def _table_bytes(output) -> int:
@@ -108,7 +109,7 @@ def test_scene_frames_can_be_stored_as_png(spark, tmp_path, catalog):
     values = {"input": str(tmp_path / "in.parquet"), "frame_encoding": "png"}
     for encoding, folder in (("png", "png"), ("raw", "raw")):
         config = {**values, "output": str(tmp_path / folder), "frame_encoding": encoding}
-        run_video_frames(spark, build_config(VideoFramesConfig, config))
+        write_table(spark, build_config(VideoFramesConfig, config))
     png = _sorted(read_frames(str(tmp_path / "png"), purpose="scene"))
     raw = _sorted(read_frames(str(tmp_path / "raw"), purpose="scene"))
     assert np.array_equal(frames_to_numpy(png), frames_to_numpy(raw)) and png.num_rows > 0

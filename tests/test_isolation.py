@@ -25,10 +25,10 @@ from sparkframes.decoding.backends import (
 from sparkframes.errors import DecoderCrashError, InternalError, VideoTimeoutError
 from sparkframes.extraction.base import Extraction, ExtractOptions
 from sparkframes.extraction.clip import extract_clip_frames
-from sparkframes.extraction.worker import IsolatedRunner, run_inline
+from sparkframes.extraction.worker import IsolatedRunner
 from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.sampling.specs import ExtractionSpec, Policy
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.table.reader import read_table
 from tests.cluster import REPO
 
@@ -39,7 +39,7 @@ SPEC = ExtractionSpec("embeddings", target_fps=(2,))  # native size: swscale's t
 class _Hangs(Extraction):
     """A decoder that never returns (what a stalled read looks like from outside)."""
 
-    def _run(self, choice):
+    def _run(self, choice, output):
         time.sleep(600)
         yield []
 
@@ -47,13 +47,13 @@ class _Hangs(Extraction):
 class _DiesMidway(Extraction):
     """A real worker death while decoding (what a segfault in FFmpeg looks like)."""
 
-    def _run(self, choice):
+    def _run(self, choice, output):
         os.kill(os.getpid(), signal.SIGKILL)
         yield []
 
 
 class _RaisesInside(Extraction):
-    def _run(self, choice):
+    def _run(self, choice, output):
         raise MemoryError("no room for the frame")
         yield []
 
@@ -67,7 +67,7 @@ def _table(batches: list[tuple[str, pa.RecordBatch]]) -> pa.Table:
 
 
 def _inline(path: Path) -> pa.Table:
-    return _table(list(run_inline(_extraction(path))))
+    return _table(list(_extraction(path).record_batches()))
 
 
 def _workers(root: int | None = None) -> list[psutil.Process]:
@@ -80,6 +80,13 @@ def _workers(root: int | None = None) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+def _worker_pid() -> int | None:
+    """The decode worker now serving this process's runner, if one is alive."""
+    pids = [p.pid for p in _workers()]
+    assert len(pids) <= 1, pids
+    return pids[0] if pids else None
 
 
 def _gone(pid: int, within_s: float = 10.0) -> bool:
@@ -97,7 +104,7 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
 def test_one_worker_serves_every_video_of_a_runner(catalog):
     names = ["h264_mp4", "hevc_mp4", "vp9_webm", "h264_mp4"]
     with IsolatedRunner() as runner:
-        assert runner.pid is None  # started with the first video, not before
+        assert _worker_pid() is None  # started with the first video, not before
         pids = []
         for name in names:
             extraction = _extraction(catalog[name])
@@ -105,10 +112,10 @@ def test_one_worker_serves_every_video_of_a_runner(catalog):
             assert not extraction.report.errors
             assert extraction.report.frames_output == got.num_rows > 0
             assert got.equals(_inline(catalog[name]))
-            pids.append(runner.pid)
+            pids.append(_worker_pid())
         assert len(set(pids)) == 1 and pids[0] != os.getpid()
         assert [p.pid for p in _workers()] == pids[:1]
-    assert runner.pid is None and _gone(pids[0]) and _workers() == []
+    assert _worker_pid() is None and _gone(pids[0]) and _workers() == []
 
 
 @pytest.mark.parametrize(
@@ -123,16 +130,16 @@ def test_after_a_failure_the_next_video_gets_a_new_worker(catalog, failing, erro
     good = catalog["h264_mp4"]
     with IsolatedRunner() as runner:
         list(runner.run(_extraction(good), timeout_s=60))
-        first = runner.pid
+        first = _worker_pid()
         bad = failing(str(catalog["hevc_mp4"]), ExtractOptions())
         assert list(runner.run(bad, timeout_s=1)) == []
         (err,) = bad.report.errors
         assert isinstance(err, error) and says in str(err)
-        assert runner.pid is None and _gone(first)  # killed (or exited) and reaped
+        assert _worker_pid() is None and _gone(first)  # killed (or exited) and reaped
         extraction = _extraction(good)
         got = _table(list(runner.run(extraction, timeout_s=60)))
         assert not extraction.report.errors and got.equals(_inline(good))
-        assert runner.pid not in (None, first)
+        assert _worker_pid() not in (None, first)
     assert _workers() == []
 
 
@@ -146,9 +153,9 @@ def test_a_consumer_that_stops_early_leaves_no_worker_mid_video(catalog):
     with IsolatedRunner() as runner:
         stream = runner.run(extraction, timeout_s=60)
         next(stream)
-        pid = runner.pid
+        pid = _worker_pid()
         stream.close()
-        assert runner.pid is None and _gone(pid)
+        assert _worker_pid() is None and _gone(pid)
         extraction = _extraction(catalog["vp9_webm"])
         got = _table(list(runner.run(extraction, timeout_s=60)))
         assert got.equals(_inline(catalog["vp9_webm"]))
@@ -171,27 +178,27 @@ def test_an_unavailable_decoder_fails_loudly_and_keeps_the_worker(catalog):
     options = ExtractOptions(decoder=forced, no_fallback=True)
     with IsolatedRunner() as runner:
         list(runner.run(_extraction(catalog["h264_mp4"]), timeout_s=60))
-        pid = runner.pid
+        pid = _worker_pid()
         unavailable = extract_clip_frames(str(catalog["h264_mp4"]), [SPEC], options=options)
         with pytest.raises(
             DecoderUnavailableError, match="Frame extraction failed: decoder ffmpeg"
         ):
             list(runner.run(unavailable, timeout_s=60))
-        assert runner.pid == pid  # the worker is fine; the task is what fails
+        assert _worker_pid() == pid  # the worker is fine; the task is what fails
 
 
 HOLDER = """
 import sys, time
 from sparkframes.extraction.base import ExtractOptions
 from sparkframes.extraction.worker import IsolatedRunner
-from tests.test_isolation import _Hangs
+from tests.test_isolation import _Hangs, _worker_pid
 runner = IsolatedRunner()
 stream = runner.run(_Hangs(sys.argv[1], ExtractOptions()), timeout_s=600)
 import threading
 threading.Thread(target=lambda: list(stream), daemon=True).start()
-while runner.pid is None:
+while _worker_pid() is None:
     time.sleep(0.01)
-print(runner.pid, flush=True)
+print(_worker_pid(), flush=True)
 time.sleep(600)
 """
 
@@ -229,7 +236,7 @@ def test_no_worker_is_left_after_the_tasks(spark, tmp_path, catalog):
             "partitions": 1,  # one task: one worker for the three videos
         },
     )
-    summary = run_clip_frames(spark, config)
+    summary = write_table(spark, config)
     assert summary.videos_processed == 3 and not summary.videos_failed
     assert set(read_table(str(tmp_path / "out"))["video_path"].to_pylist()) == set(videos[:3])
     assert _workers() == []

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 
 from sparkframes.options import ClipFramesConfig, build_config
 from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.table.delta import TableLocation, vacuum
 from sparkframes.table.reader import (
     frames_to_numpy,
@@ -26,8 +26,8 @@ from sparkframes.table.reader import (
     read_frames,
     read_table,
 )
-from sparkframes.table.state import read_state
 from tests.conftest import oracle_for
+from tests.tables import read_state
 from tests.videos import oracle_select, read_frame_number
 
 VIDEOS = ["h264_mp4", "vfr_mkv", "hevc_mp4"]
@@ -48,7 +48,7 @@ def write_input(path: Path, rows: list[dict]) -> str:
 
 def run(spark, input_path, output, **flags) -> object:
     config = build_config(ClipFramesConfig, {"input": input_path, "output": str(output), **flags})
-    return run_clip_frames(spark, config)
+    return write_table(spark, config)
 
 
 def table_files(root: Path) -> list[str]:

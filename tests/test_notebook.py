@@ -12,7 +12,7 @@ import pytest
 from sparkframes import frames_to_numpy, read_frames
 from sparkframes.notebook import clip_array, clip_tensor
 from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from tests.conftest import oracle_for
 from tests.videos import oracle_select, read_frame_number
 
@@ -33,7 +33,7 @@ def table_dir(spark, tmp_path_factory, catalog):
             "target_res": "48x64",
         },
     )
-    run_clip_frames(spark, config)
+    write_table(spark, config)
     return tmp / "out"
 
 

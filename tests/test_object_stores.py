@@ -24,11 +24,11 @@ from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoFetchError, VideoOpenError
 from sparkframes.extraction.clip import extract_clip_frames
 from sparkframes.extraction.video import extract_video_frames
-from sparkframes.extraction.worker import run_isolated
+from sparkframes.extraction.worker import IsolatedRunner
 from sparkframes.filesystems import UNKNOWN_STATE, file_states, http_stat, resolve
 from sparkframes.options import VideoFramesConfig, build_config
 from sparkframes.sampling.specs import ExtractionSpec
-from sparkframes.spark.job import run_video_frames
+from sparkframes.spark.job import write_table
 from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames
 from sparkframes.tools.inspection import inspect_video
 from sparkframes.tools.preview.keyframes import video_contact_sheet
@@ -109,7 +109,7 @@ def test_clip_frames_from_s3_equal_the_local_files(s3, scratch, catalog, name):
 def test_isolated_scene_frames_from_s3_fetch_in_the_parent(s3, scratch, catalog):
     uri = s3["uris"]["h264_mp4"]
     extraction = extract_video_frames(uri, (27, 48))
-    batches = list(run_isolated(extraction, timeout_s=120))
+    batches = _isolated(extraction, 120)
     assert not extraction.report.errors
     got = pa.Table.from_batches([b for _, b in batches])
     want = [
@@ -148,7 +148,7 @@ def test_unreadable_remote_videos_name_the_uri_and_cause(s3, scratch, uri, cause
         open_video(uri)
     assert uri in str(info.value)
     extraction = extract_video_frames(uri, (27, 48))
-    assert list(run_isolated(extraction, timeout_s=60)) == []
+    assert _isolated(extraction, 60) == []
     assert [type(e) for e in extraction.report.errors] == [VideoOpenError]
     assert not scratch.exists() or list(scratch.iterdir()) == []
 
@@ -185,7 +185,7 @@ def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(spark, s3, sc
         config = build_config(
             VideoFramesConfig, {"input": f"s3a://{BUCKET}/tables/videos.parquet", "output": out}
         )
-        first = run_video_frames(spark, config)
+        first = write_table(spark, config)
         assert (first.videos_processed, first.videos_failed) == (3, 1)
         frames = read_frames(out, purpose="scene")
         for name, uri in s3["uris"].items():
@@ -197,13 +197,13 @@ def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(spark, s3, sc
         assert [(e["video_path"], e["stage"]) for e in errors] == [(paths[-1], "open")]
         assert "no such file" in errors[0]["message"]
 
-        again = run_video_frames(spark, config)  # incremental: S3 sizes and mtimes unchanged
+        again = write_table(spark, config)  # incremental: S3 sizes and mtimes unchanged
         assert (again.videos_processed, again.videos_skipped) == (0, 3)
 
         import boto3  # the missing video appears: the next run extracts it, and only it
 
         boto3.client("s3").upload_file(str(catalog["h264_mp4"]), BUCKET, "videos/missing.mp4")
-        third = run_video_frames(spark, config)
+        third = write_table(spark, config)
         assert (third.videos_processed, third.videos_failed) == (1, 0)
         h264_frames = len(_frames(extract_video_frames(str(catalog["h264_mp4"]), (27, 48))))
         assert read_frames(out, purpose="scene").num_rows == frames.num_rows + h264_frames
@@ -285,12 +285,18 @@ def test_scene_job_refreshes_an_http_video_when_the_server_says_it_changed(
     pq.write_table(pa.table({"video_path": [url]}), tmp_path / "in.parquet")
     values = {"input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out")}
     config = build_config(VideoFramesConfig, values)
-    first = run_video_frames(spark, config)
+    first = write_table(spark, config)
     assert (first.videos_processed, first.videos_failed) == (1, 0)
-    assert run_video_frames(spark, config).videos_skipped == 1  # unchanged: left alone
+    assert write_table(spark, config).videos_skipped == 1  # unchanged: left alone
     stat = local.stat()
     os.utime(local, (stat.st_atime, stat.st_mtime + 60))  # the file is replaced upstream
-    assert run_video_frames(spark, config).videos_processed == 1
+    assert write_table(spark, config).videos_processed == 1
     frames = read_frames(str(tmp_path / "out"), purpose="scene")
     assert set(frames["video_path"].to_pylist()) == {url}
     assert frames.num_rows == len(_frames(extract_video_frames(str(local), (27, 48))))  # no dups
+
+
+def _isolated(extraction, timeout_s: float) -> list:
+    """One video's batches from a decode worker of its own."""
+    with IsolatedRunner() as runner:
+        return list(runner.run(extraction, timeout_s))

@@ -25,7 +25,7 @@ from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoOpenError
 from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import read_table
 from sparkframes.tools.preview import (
@@ -61,7 +61,7 @@ def table(spark, catalog, tmp_path_factory) -> Path:
         "target_fps": "2,5",
         "target_res": "48x64",
     }
-    summary = run_clip_frames(spark, build_config(ClipFramesConfig, values))
+    summary = write_table(spark, build_config(ClipFramesConfig, values))
     assert summary.videos_failed == 0
     return root / "out"
 
@@ -76,7 +76,7 @@ def native_table(spark, catalog, tmp_path_factory) -> Path:
         "output": str(root / "out"),
         "purpose": "aesthetics",
     }
-    summary = run_clip_frames(spark, build_config(ClipFramesConfig, values))
+    summary = write_table(spark, build_config(ClipFramesConfig, values))
     assert summary.videos_failed == 0
     return root / "out"
 
@@ -317,7 +317,7 @@ def test_cli_table_sheets(spark, table, catalog, tmp_path):
     two = tmp_path / "two"
     pq.write_table(pa.table({"video_path": [str(catalog["h264_mp4"])]}), tmp_path / "in.pq")
     config = {"input": str(tmp_path / "in.pq"), "output": str(two), "target_res": "24x32"}
-    run_clip_frames(
+    write_table(
         spark, build_config(ClipFramesConfig, {**config, "purpose": "embeddings,aesthetics"})
     )
     result = _cli(str(two), "--output", str(tmp_path / "x.png"))

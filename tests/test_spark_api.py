@@ -17,9 +17,9 @@ from sparkframes.cli import main
 from sparkframes.spark import clip_frames, video_frames, write_clip_frames, write_video_frames
 from sparkframes.table.delta import TableLocation
 from sparkframes.table.reader import read_errors, read_table
-from sparkframes.table.state import read_state
 from tests.cluster import REPO, spark_env
 from tests.connect_run import OPTIONS
+from tests.tables import read_state
 from tests.videos import read_frame_number
 
 VIDEOS = ["h264_mp4", "vfr_mkv", "hevc_mp4"]

@@ -33,13 +33,13 @@ from sparkframes import (
     read_errors,
     read_frames,
 )
-from sparkframes.cli import main, parse_config
+from sparkframes.cli import main, parse_run
 from sparkframes.decoding.pynvc_decoder import nvdec_refusal
 from sparkframes.decoding.references import REFERENCING, self_contained_demuxers
 from sparkframes.decoding.source import open_container
 from sparkframes.errors import EmptyVideoError, ExternalReferenceError, VideoOpenError
 from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark.job import run_clip_frames
+from sparkframes.spark.job import write_table
 from sparkframes.tools.inspection import inspect_video
 from sparkframes.tools.preview.keyframes import video_contact_sheet
 from tests.s3 import s3_server
@@ -507,11 +507,11 @@ def test_the_opt_in_comes_from_the_flag_or_the_config_file(tmp_path):
     assert build_config(ClipFramesConfig, base, {"allow-playlists": True}).allow_playlists
     for command in ("clip-frames", "video-frames"):
         argv = [command, "--input", "x", "--output", "y"]
-        assert parse_config([*argv, "--allow-playlists"])[1].allow_playlists is True
-        assert parse_config([*argv, "--config", str(conf)])[1].allow_playlists is True
+        assert parse_run([*argv, "--allow-playlists"])[1].allow_playlists is True
+        assert parse_run([*argv, "--config", str(conf)])[1].allow_playlists is True
     conf.write_text('allow-playlists = "yes"\n')
     with pytest.raises(ValueError, match="allow-playlists must be true or false"):
-        parse_config(["clip-frames", "--input", "x", "--output", "y", "--config", str(conf)])
+        parse_run(["clip-frames", "--input", "x", "--output", "y", "--config", str(conf)])
 
 
 def test_clip_frames_job_decodes_a_contained_playlist_and_records_the_escapes(
@@ -527,11 +527,11 @@ def test_clip_frames_job_decodes_a_contained_playlist_and_records_the_escapes(
     output = tmp_path / "frames"
     argv = ["clip-frames", "--input", str(tmp_path / "videos.parquet"), "--output", str(output)]
     # Without the opt-in first: every playlist is refused, the contained one too.
-    _, refused = parse_config([*argv, "--target-fps", "25"])
-    assert run_clip_frames(spark, refused).videos_failed == 4
+    _, refused, _ = parse_run([*argv, "--target-fps", "25"])
+    assert write_table(spark, refused).videos_failed == 4
     # Turning it on is a new request for every video: the next incremental run redoes them.
-    _, config = parse_config([*argv, "--config", str(conf)])
-    summary = run_clip_frames(spark, config)
+    _, config, _ = parse_run([*argv, "--config", str(conf)])
+    summary = write_table(spark, config)
     assert summary.videos_in_input == summary.videos_processed == 4
     frames = read_frames(str(output), "embeddings")
     assert set(frames["video_path"].to_pylist()) == {inside["flat"]}

@@ -121,10 +121,10 @@ def test_no_fallback_fails_naming_the_cause(catalog):
 class _BugUnderTheGpu(VideoFrameExtraction):
     """A fault that is not a refusal (a bug) raised by the GPU path of the real extraction."""
 
-    def _run(self, choice):
+    def _run(self, choice, output):
         if choice.mode != CPU:
             raise ValueError("a bug, not an unavailable decoder")
-        yield from super()._run(choice)
+        yield from super()._run(choice, output)
 
 
 @pytest.mark.parametrize("no_fallback", [False, True])

@@ -15,7 +15,6 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from sparkframes.sampling.specs import NATIVE
 
-INTERPOLATION = Interpolation.BICUBIC
 #: The scalers a run may ask for (``--resize-filter``). ``bicubic`` is the FFmpeg CLI's default
 #: and ours. ``area`` averages the source pixels under each output pixel: about 3x cheaper for
 #: large reductions (1080p to 27x48: 0.5 against 1.5 ms a frame) with pixels a few levels off
@@ -25,6 +24,8 @@ RESIZE_FILTERS: dict[str, Interpolation] = {
     "area": Interpolation.AREA,
 }
 DEFAULT_RESIZE_FILTER = "bicubic"
+#: Below this an image is copied out of its picture when kept on its own (``FrameLists``): a
+#: view would hold the whole picture (6.5 KB a row instead of 3.9 KB for 27x48 scene frames).
 SMALL_IMAGE_BYTES = 256 << 10
 
 
@@ -51,7 +52,8 @@ def to_rgb(
     turns: int | None = None,
     resize_filter: str = DEFAULT_RESIZE_FILTER,
 ) -> np.ndarray:
-    """``frame`` as an ``(H, W, 3)`` uint8 RGB array at ``target_res`` (or native), rotated.
+    """``frame`` as an ``(H, W, 3)`` uint8 RGB array at ``target_res`` (or native), rotated: a
+    view of swscale's output picture (strided when rotated), which it keeps alive.
 
     ``turns`` overrides the frame's own rotation (for frames rebuilt from another decoder's RGB);
     ``resize_filter`` is one of ``RESIZE_FILTERS``.
@@ -79,13 +81,8 @@ def to_rgb(
         )
         .to_ndarray()
     )
-    if turns:
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
-    elif rgb.nbytes < SMALL_IMAGE_BYTES:
-        # A small image is a view into a whole AVFrame: copy it so a batch of thousands of
-        # scene frames holds their pixels, not their frames (6.5 KB a row instead of 3.9 KB).
-        rgb = rgb.copy()
-    return rgb
+    # A view, not a copy: the caller copies it once, where it is stored (``columns.py``).
+    return np.rot90(rgb, k=turns) if turns else rgb
 
 
 _REFORMATTERS: dict[tuple[int, int], VideoReformatter] = {}

@@ -29,10 +29,15 @@ GPU_MODES = (FFMPEG_GPU, PYNVC)
 
 
 class DecoderUnavailableError(RuntimeError):
-    """A GPU decoder was required (``no_fallback``) but cannot run here."""
+    """A GPU decoder was required (``no_fallback``) but cannot run here. It crosses process
+    boundaries (decode worker, Spark task results) as its two parts, never as its text."""
 
     def __init__(self, mode: str, cause: str) -> None:
+        self.mode, self.cause = mode, cause
         super().__init__(f"Frame extraction failed: decoder {mode} is unavailable: {cause}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.mode, self.cause))
 
 
 @dataclass(frozen=True)
@@ -101,19 +106,24 @@ def choose_decoder(requested: str, gpu_id: int = 0, *, no_fallback: bool = False
     reason = gpu_unavailable(requested, gpu_id)
     if reason is None:
         return DecoderChoice(requested, requested, gpu_id)
+    return fall_back(DecoderChoice(requested, requested, gpu_id), reason, no_fallback=no_fallback)
+
+
+def fall_back(choice: DecoderChoice, reason: str, *, no_fallback: bool) -> DecoderChoice:
+    """The one place a GPU decoder gives way to the CPU: before a run's first video when it
+    cannot run here (``choose_decoder``), or for one video it refuses (``Extraction``).
+
+    Returns the CPU choice, after one warning line per process and cause; with ``no_fallback``
+    raises ``DecoderUnavailableError`` instead.
+    """
     if no_fallback:
-        raise DecoderUnavailableError(requested, reason)
-    warn_fallback(requested, reason)
-    return DecoderChoice(CPU, requested, gpu_id, reason)
-
-
-def warn_fallback(requested: str, reason: str) -> None:
-    """One warning line per process and cause, not one per video."""
-    if (requested, reason) not in _warned:
-        _warned.add((requested, reason))
+        raise DecoderUnavailableError(choice.mode, reason)
+    if (choice.mode, reason) not in _warned:
+        _warned.add((choice.mode, reason))
         log.warning(
-            "sparkframes: %s unavailable (%s); decoding on CPU (ffmpeg_cpu)", requested, reason
+            "sparkframes: %s unavailable (%s); decoding on CPU (ffmpeg_cpu)", choice.mode, reason
         )
+    return DecoderChoice(CPU, choice.requested, choice.gpu_id, reason)
 
 
 def cuda_hwaccel(choice: DecoderChoice) -> HWAccel | None:

@@ -44,6 +44,8 @@ class DecodeStats:
     frames_decoded: int = 0
     seeks: int = 0
     restarts: int = 0
+    #: Wanted frames that came out only when their range was decoded again without skipping.
+    recovered: int = 0
 
 
 @dataclass

@@ -124,8 +124,8 @@ class PyAVDecoder:
     presentation order within each decoded range (a frame recovered by decoding its range again
     comes after the ones that did not need it). After the pass, ``missing`` lists wanted
     positions the decoder never produced (a damaged stream), ``failures`` the packets it
-    rejected and ``recovered`` the wanted positions that came out only when decoded again
-    without skipping (empty wherever skipping is safe).
+    rejected; ``stats.recovered`` counts the wanted frames that came out only when decoded
+    again without skipping (0 wherever skipping is safe).
     """
 
     def __init__(
@@ -142,7 +142,6 @@ class PyAVDecoder:
         self.stats = DecodeStats()
         self.failures: list[DecodeFailure] = []
         self.missing: list[int] = []
-        self.recovered: list[int] = []
 
     def chosen(self, positions: Iterable[int]) -> Iterator[tuple[int, AVPicture]]:
         """The ``Decoder`` protocol's form of ``frames``."""
@@ -186,7 +185,7 @@ class PyAVDecoder:
             ):
                 self.stats.restarts += 1
                 yield from self._range(reader, *again, by_pts, pending, seek=True, skip=False)
-            self.recovered.extend(p for p in lost if p not in pending)
+            self.stats.recovered += sum(p not in pending for p in lost)
         self.missing = sorted(pending)
 
     def _range(

@@ -4,43 +4,31 @@ bounded batches, and the GPU-to-CPU decoder fallback. No Spark here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
+from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
 
-from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER
-from sparkframes.decoding.backends import (
-    CPU,
-    DecoderChoice,
-    DecoderUnavailableError,
-    warn_fallback,
-)
+from sparkframes.convert.columns import FrameBatches, FrameRow
+from sparkframes.convert.encode import FrameEncoding
+from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, SMALL_IMAGE_BYTES
+from sparkframes.decoding.backends import CPU, DecoderChoice, fall_back
 from sparkframes.decoding.protocol import DecoderRefusedError, DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
 from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
 from sparkframes.errors import FrameExtractionError
-from sparkframes.table.encodings import FrameEncoding
 
-#: Frames are handed out in batches of about this many bytes of pixels, so memory stays bounded
-#: whatever the video's length (and Spark's Arrow batches stay far below their 2 GB limit).
+#: Frames are handed out in batches of about this many bytes of stored pixels, so memory stays
+#: bounded whatever the video's length (and Spark's Arrow batches far below their 2 GB limit).
 DEFAULT_BATCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
-class ExtractedFrame:
-    """One output row: a frame and everything that says where it came from."""
+class ExtractedFrame(FrameRow):
+    """One output row as the library hands it out: where it came from, and its pixels."""
 
-    video_path: str
-    clip_id: str
-    clip_start_s: Fraction
-    clip_end_s: Fraction
-    purpose: str
-    policy: str
-    target_fps: Fraction | None
-    frame_index: int
-    pts_s: Fraction
     image: np.ndarray  # (H, W, 3) uint8 RGB, as a player shows it
 
 
@@ -80,30 +68,49 @@ class ExtractOptions:
     allow_playlists: bool = False
 
 
-class Batcher:
-    """Collects rows and hands them out in batches of about ``max_bytes`` of pixels."""
+class Output(Protocol):
+    """Where an extraction loop puts its rows: lists of ``ExtractedFrame`` for the library, or
+    the table's record batches (``convert.columns.FrameBatches``)."""
 
-    def __init__(self, max_bytes: int, report: ExtractionReport) -> None:
-        self.max_bytes, self.report = max_bytes, report
+    rows_out: int
+
+    def add(self, row: FrameRow, image: np.ndarray) -> list: ...
+
+    def flush(self) -> list: ...
+
+
+class FrameLists:
+    """Rows as lists of ``ExtractedFrame``, about ``max_bytes`` of pixels a list: the library's
+    form, where each row owns its array (a small frame is copied out of its decoded picture, so
+    that thousands of scene frames hold their pixels, not whole pictures)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self.rows: list[ExtractedFrame] = []
         self.nbytes = 0
+        self.rows_out = 0
 
-    def add(self, row: ExtractedFrame) -> list[ExtractedFrame] | None:
-        """Add a row; return a full batch when one is ready."""
-        self.rows.append(row)
-        self.nbytes += row.image.nbytes
-        return self.flush() if self.nbytes >= self.max_bytes else None
+    def add(self, row: FrameRow, image: np.ndarray) -> list[list[ExtractedFrame]]:
+        if not image.flags.c_contiguous or image.nbytes < SMALL_IMAGE_BYTES:
+            image = np.ascontiguousarray(image) if not image.flags.c_contiguous else image.copy()
+        self.rows.append(ExtractedFrame(**vars(row), image=image))
+        self.nbytes += image.nbytes
+        return self.flush() if self.nbytes >= self.max_bytes else []
 
-    def flush(self) -> list[ExtractedFrame] | None:
+    def flush(self) -> list[list[ExtractedFrame]]:
         if not self.rows:
-            return None
+            return []
         batch, self.rows, self.nbytes = self.rows, [], 0
-        self.report.frames_output += len(batch)
-        return batch
+        self.rows_out += len(batch)
+        return [batch]
 
 
 class Extraction:
-    """Base of the per-video extractions: iterate for batches; ``report`` is complete after.
+    """Base of the per-video extractions; ``report`` is complete after the iteration.
+
+    Iterating gives lists of ``ExtractedFrame`` (the library's form); ``record_batches`` gives
+    the same rows as the frames table's Arrow record batches, built column by column (the jobs'
+    form). Both come from one loop per kind of extraction (``_run``).
 
     A fault of the file never escapes the iteration: a video that cannot be opened yields no
     batch and one error in ``report.errors``. The decoder fallback lives here, and only here: a
@@ -138,11 +145,27 @@ class Extraction:
         self.local_copy = None
 
     def __iter__(self) -> Iterator[list[ExtractedFrame]]:
+        yield from self._stream(lambda _decoder: FrameLists(self.batch_bytes))
+
+    def record_batches(self) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """``(purpose, record batch of FRAMES_SCHEMA)`` pairs, pixels stored as the options'
+        ``frame_encoding`` says."""
+        opts = self.options
+        yield from self._stream(
+            lambda decoder: FrameBatches(decoder, opts.frame_encoding, self.batch_bytes)
+        )
+
+    @property
+    def batch_bytes(self) -> int:
+        """About how many bytes of frames a batch holds."""
+        return self.options.batch_bytes
+
+    def _stream(self, output: Callable[[str], Output]) -> Iterator:
         started = time.perf_counter()
         fetched = False
         try:
             fetched = self.fetch()
-            yield from self._with_fallback()
+            yield from self._with_fallback(output)
         except FrameExtractionError as exc:
             self.report.errors.append(exc)
         finally:
@@ -150,21 +173,25 @@ class Extraction:
                 self.discard()
             self.report.seconds = time.perf_counter() - started
 
-    def _with_fallback(self) -> Iterator[list[ExtractedFrame]]:
+    def _with_fallback(self, output: Callable[[str], Output]) -> Iterator:
         choice = self.options.decoder
         try:
-            yield from self._run(choice)
+            yield from self._counted(choice, output(choice.mode))
         except DecoderRefusedError as exc:
             if choice.mode == CPU:
                 raise
-            reason = str(exc)
-            if self.options.no_fallback:
-                raise DecoderUnavailableError(choice.mode, reason) from exc
             if self.report.frames_output:  # a refusal comes first; this would be a bug
-                raise RuntimeError(f"{choice.mode} refused the video part-way: {reason}") from exc
-            warn_fallback(choice.mode, reason)
+                raise RuntimeError(f"{choice.mode} refused the video part-way: {exc}") from exc
+            cpu = fall_back(choice, str(exc), no_fallback=self.options.no_fallback)
             self.report = ExtractionReport(self.video_path, decoder=CPU)
-            yield from self._run(DecoderChoice(CPU, choice.requested, choice.gpu_id, reason))
+            yield from self._counted(cpu, output(cpu.mode))
 
-    def _run(self, choice: DecoderChoice) -> Iterator[list[ExtractedFrame]]:
+    def _counted(self, choice: DecoderChoice, output: Output) -> Iterator:
+        """``_run``'s batches, with ``report.frames_output`` kept up to date as they go."""
+        for batch in self._run(choice, output):
+            self.report.frames_output = output.rows_out
+            yield batch
+
+    def _run(self, choice: DecoderChoice, output: Output) -> Iterator:
+        """Decode with ``choice``, put each row into ``output`` and yield what it hands out."""
         raise NotImplementedError

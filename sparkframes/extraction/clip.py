@@ -11,17 +11,17 @@ from fractions import Fraction
 
 import numpy as np
 
+from sparkframes.convert.columns import FrameRow
 from sparkframes.decoding.backends import DecoderChoice, cuda_hwaccel, open_decoder
 from sparkframes.decoding.prefetch import overlapped
-from sparkframes.decoding.protocol import Decoder, Picture
+from sparkframes.decoding.protocol import Decoder
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import DecodeError, FrameExtractionError
 from sparkframes.extraction.base import (
-    Batcher,
-    ExtractedFrame,
     Extraction,
     ExtractionReport,
     ExtractOptions,
+    Output,
 )
 from sparkframes.sampling.plan import FrameRequest, VideoPlan, plan_video, resolve_clips
 from sparkframes.sampling.spans import ClipSpan, FixedStride
@@ -51,7 +51,7 @@ class ClipFrameExtraction(Extraction):
         self.clips = list(clips) if clips else None
         self.stride = stride
 
-    def _run(self, choice: DecoderChoice) -> Iterator[list[ExtractedFrame]]:
+    def _run(self, choice: DecoderChoice, output: Output) -> Iterator:
         opts = self.options
         with open_video(
             self.video_path,
@@ -76,20 +76,20 @@ class ClipFrameExtraction(Extraction):
             self.report.clips = len(plan.clips)
             self.report.errors.extend(plan.errors)
             self.report.decode = decoder.stats
-            batcher = Batcher(opts.batch_bytes, self.report)
             for position, picture in overlapped(decoder.chosen(plan.positions), opts.threads):
                 pts_s = timeline.seconds(timeline.pts[position])
-                requests = plan.requests[position]
-                for row in _rows(self.video_path, requests, picture, pts_s, opts.resize_filter):
-                    if batch := batcher.add(row):
-                        yield batch
-            if batch := batcher.flush():
-                yield batch
+                images: dict[tuple[int, int], np.ndarray] = {}  # one conversion per size
+                for req in plan.requests[position]:
+                    size = req.spec.target_res
+                    if size not in images:
+                        images[size] = picture.rgb(size, opts.resize_filter)
+                    yield from output.add(_row(self.video_path, req, pts_s), images[size])
+            yield from output.flush()
             self.report.errors.extend(_decode_errors(self.video_path, decoder, plan, timeline))
 
 
-def _row(video_path: str, req: FrameRequest, pts_s: Fraction, image: np.ndarray) -> ExtractedFrame:
-    return ExtractedFrame(
+def _row(video_path: str, req: FrameRequest, pts_s: Fraction) -> FrameRow:
+    return FrameRow(
         video_path=video_path,
         clip_id=req.clip.clip_id,
         clip_start_s=req.clip.start_s,
@@ -99,23 +99,7 @@ def _row(video_path: str, req: FrameRequest, pts_s: Fraction, image: np.ndarray)
         target_fps=req.target_fps,
         frame_index=req.frame_index,
         pts_s=pts_s,
-        image=image,
     )
-
-
-def _rows(
-    video_path: str,
-    requests: list[FrameRequest],
-    picture: Picture,
-    pts_s: Fraction,
-    resize_filter: str,
-) -> Iterator[ExtractedFrame]:
-    images: dict[tuple[int, int], np.ndarray] = {}  # one conversion per distinct size
-    for req in requests:
-        size = req.spec.target_res
-        if size not in images:
-            images[size] = picture.rgb(size, resize_filter)
-        yield _row(video_path, req, pts_s, images[size])
 
 
 def _decode_errors(

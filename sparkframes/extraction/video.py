@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-import numpy as np
-
+from sparkframes.convert.columns import FrameRow
 from sparkframes.decoding.backends import PYNVC, DecoderChoice, cuda_hwaccel, open_decoder
 from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.protocol import Decoder
 from sparkframes.decoding.source import open_video, scan_extent
 from sparkframes.errors import DecodeError
-from sparkframes.extraction.base import Batcher, ExtractedFrame, Extraction, ExtractOptions
+from sparkframes.extraction.base import Extraction, ExtractOptions, Output
 from sparkframes.sampling.spans import derive_clip_id
 from sparkframes.sampling.specs import SCENE_PURPOSE, check_purpose, check_target_res
 
@@ -43,7 +42,11 @@ class VideoFrameExtraction(Extraction):
         self.output_hw = check_target_res(output_hw)
         self.purpose = check_purpose(purpose)
 
-    def _run(self, choice: DecoderChoice) -> Iterator[list[ExtractedFrame]]:
+    @property
+    def batch_bytes(self) -> int:
+        return min(self.options.batch_bytes, SCENE_BATCH_BYTES)
+
+    def _run(self, choice: DecoderChoice, output: Output) -> Iterator:
         opts = self.options
         with open_video(
             self.video_path,
@@ -60,10 +63,9 @@ class VideoFrameExtraction(Extraction):
             end_s = (end_pts - origin) * time_base
             clip_id = derive_clip_id(self.video_path, Fraction(0), end_s)
             self.report.clips = 1
-            batcher = Batcher(min(opts.batch_bytes, SCENE_BATCH_BYTES), self.report)
 
-            def row(index: int, pts: int, image: np.ndarray) -> ExtractedFrame:
-                return ExtractedFrame(
+            def row(index: int, pts: int) -> FrameRow:
+                return FrameRow(
                     self.video_path,
                     clip_id,
                     Fraction(0),
@@ -73,7 +75,6 @@ class VideoFrameExtraction(Extraction):
                     None,
                     index,
                     (pts - origin) * time_base,
-                    image,
                 )
 
             decoder = open_decoder(
@@ -86,14 +87,12 @@ class VideoFrameExtraction(Extraction):
                     untimed += 1
                     continue
                 image = picture.rgb(self.output_hw, opts.resize_filter)
-                if batch := batcher.add(row(index, picture.pts, image)):
-                    yield batch
+                yield from output.add(row(index, picture.pts), image)
                 index += 1
             self.report.errors.extend(
                 _decode_errors(self.video_path, decoder, index, untimed, count, origin, time_base)
             )
-            if batch := batcher.flush():
-                yield batch
+            yield from output.flush()
 
 
 def _decode_errors(

@@ -64,12 +64,13 @@ from sparkframes.errors import (
     VideoTimeoutError,
 )
 from sparkframes.extraction.base import Extraction
-from sparkframes.table.schema import FRAMES_SCHEMA, rows_to_batches
+from sparkframes.table.schema import FRAMES_SCHEMA
 
-# Worker to parent, per video: frames (any number), then one of report / report-and-exiting /
-# fatal (the task must fail) / broken (the request could not be read; the worker exits).
+# Worker to parent, per video, on the reply pipe: frames (any number; each says its purpose, and
+# its record batch follows on the frames pipe), then one of report / report-and-exiting / fatal
+# (the task must fail) / broken (the request could not be read; the worker exits).
 _FRAMES, _REPORT, _LAST, _FATAL, _BROKEN = b"F", b"R", b"L", b"X", b"B"
-# Parent to fork server: fork a worker (with its two pipe ends), or reap one and say its exit.
+# Parent to fork server: fork a worker (with its three pipe ends), or reap one and say its exit.
 _FORK, _REAP, _READY = b"F", b"W", b"R"
 _INT = struct.Struct("q")
 _REQUEST_BYTES = 1 + _INT.size
@@ -80,20 +81,6 @@ _PRELOAD = ("sparkframes.extraction.clip", "sparkframes.extraction.video", "av.s
 _SERVER_START_S = 300.0  # its imports, on a loaded executor
 _EXIT_WAIT_S = 5.0  # an idle worker told to stop, before it is killed
 _PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15
-
-
-def run_inline(extraction: Extraction) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """The same stream of (purpose, record batch) without a worker process or a time limit."""
-    for rows in extraction:
-        yield from rows_to_batches(
-            rows, extraction.report.decoder, extraction.options.frame_encoding
-        )
-
-
-def run_isolated(extraction: Extraction, timeout_s: float) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """One video in a worker of its own (``IsolatedRunner.run``), for a caller with one video."""
-    with IsolatedRunner() as runner:
-        yield from runner.run(extraction, timeout_s)
 
 
 class IsolatedRunner:
@@ -116,12 +103,6 @@ class IsolatedRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def pid(self) -> int | None:
-        """The worker process now serving this runner; None before its first video, after a
-        time-out or crash, and after ``close``."""
-        return self._worker.pid if self._worker is not None else None
 
     def run(self, extraction: Extraction, timeout_s: float) -> Iterator[tuple[str, pa.RecordBatch]]:
         """(purpose, record batch) pairs of one video; ``extraction.report`` is filled in.
@@ -181,9 +162,14 @@ class IsolatedRunner:
                     message = b""
                 kind, body = message[:1], message[1:]
                 if kind == _FRAMES:
-                    purpose, batch = _read_frames(body)
+                    batch = worker.next_batch()
+                    if batch is None:  # it stopped before the batch was whole: its last word
+                        ended = True
+                        message = worker.last_word()
+                        self._end_video(extraction, message[:1], message[1:])
+                        return
                     extraction.report.frames_output += batch.num_rows
-                    yield purpose, batch
+                    yield body.decode(), batch
                 else:
                     ended = True
                     self._end_video(extraction, kind, body)
@@ -198,9 +184,8 @@ class IsolatedRunner:
             extraction.report = pickle.loads(body)
         elif kind == _BROKEN:
             extraction.report.errors.append(InternalError(extraction.video_path, body.decode()))
-        elif kind == _FATAL:  # an error that must fail the task (e.g. --no-fallback)
-            mode, cause = pickle.loads(body)
-            raise DecoderUnavailableError(mode, cause)
+        elif kind == _FATAL:  # an error that must fail the task (--no-fallback)
+            raise pickle.loads(body)
         if kind in (_LAST, _BROKEN):  # the worker exits after telling
             self._drop(kill=False)
         elif not kind:
@@ -212,10 +197,32 @@ class IsolatedRunner:
 
 
 class _Worker:
-    """The parent's side of one worker: its pid, the request pipe, the reply pipe."""
+    """The parent's side of one worker: its pid, the request and reply pipes, and the frames
+    pipe, which carries one Arrow IPC stream for the worker's whole life."""
 
-    def __init__(self, pid: int, requests: Connection, replies: Connection, server: _ForkServer):
+    def __init__(
+        self, pid: int, requests: Connection, replies: Connection, frames: int, server: _ForkServer
+    ) -> None:
         self.pid, self.requests, self.replies, self.server = pid, requests, replies, server
+        self._frames = pa.PythonFile(_ExactReads(frames), mode="r")
+        self._stream: pa.ipc.RecordBatchStreamReader | None = None
+
+    def last_word(self) -> bytes:
+        """What a worker that stopped sending frames said last (empty: nothing, it died)."""
+        try:
+            return self.replies.recv_bytes() if self.replies.poll(_EXIT_WAIT_S) else b""
+        except (EOFError, OSError):
+            return b""
+
+    def next_batch(self) -> pa.RecordBatch | None:
+        """The next record batch from the frames pipe (the stream's schema first, the first
+        time), read straight into Arrow buffers; None if the worker died before it was whole."""
+        try:
+            if self._stream is None:
+                self._stream = pa.ipc.open_stream(self._frames)
+            return self._stream.read_next_batch()
+        except (StopIteration, OSError, pa.ArrowInvalid):
+            return None
 
     def stop(self, kill: bool) -> int | None:
         """End the worker and reap it; its exit code (negative: the signal), None if unknown.
@@ -237,7 +244,42 @@ class _Worker:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
         self.replies.close()
+        self._frames.close()
         return self.server.reap(self.pid)
+
+
+class _ExactReads:
+    """The frames pipe as a file whose ``read(n)`` returns n bytes (fewer only at EOF), read
+    straight into the buffer Arrow then uses. Arrow's IPC reader asks for each message's exact
+    length; a Python buffered file on a pipe did not answer such reads here (it waited for more
+    than the message held), and reading into one buffer avoids a copy per chunk."""
+
+    def __init__(self, fd: int) -> None:
+        self._raw = os.fdopen(fd, "rb", buffering=0)
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytearray:
+        data = bytearray(max(size, 0))
+        view, got = memoryview(data), 0
+        while got < size:
+            n = self._raw.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        view.release()
+        return data if got == size else data[:got]
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class _ForkServer:
@@ -272,19 +314,21 @@ class _ForkServer:
     def fork(self) -> _Worker:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
+        frames_r, frames_w = os.pipe()
+        theirs = [requests_r, replies_w, frames_w]
         try:
             with self.lock:
-                socket.send_fds(self.sock, [_FORK + bytes(_INT.size)], [requests_r, replies_w])
+                socket.send_fds(self.sock, [_FORK + bytes(_INT.size)], theirs)
                 (pid,) = _INT.unpack(_recv_exactly(self.sock, _INT.size))
         except BaseException:
-            os.close(requests_w)
-            os.close(replies_r)
+            for fd in (requests_w, replies_r, frames_r):
+                os.close(fd)
             raise
         finally:
-            os.close(requests_r)
-            os.close(replies_w)
+            for fd in theirs:
+                os.close(fd)
         requests = Connection(requests_w, readable=False)
-        return _Worker(pid, requests, Connection(replies_r, writable=False), self)
+        return _Worker(pid, requests, Connection(replies_r, writable=False), frames_r, self)
 
     def reap(self, pid: int) -> int | None:
         try:
@@ -364,7 +408,7 @@ def _serve_forks(fd: int) -> None:
     me, workers = os.getpid(), set()
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(sock, _REQUEST_BYTES, 2)
+            message, fds, _, _ = socket.recv_fds(sock, _REQUEST_BYTES, 3)
             if message:
                 message += _recv_exactly(sock, _REQUEST_BYTES - len(message))
         except (OSError, EOFError):
@@ -375,7 +419,7 @@ def _serve_forks(fd: int) -> None:
             pid = os.fork()
             if pid == 0:
                 sock.close()
-                _worker_main(fds[0], fds[1], me)
+                _worker_main(*fds, server=me)
             for f in fds:
                 os.close(f)
             workers.add(pid)
@@ -392,7 +436,7 @@ def _serve_forks(fd: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _worker_main(requests_fd: int, replies_fd: int, server: int) -> NoReturn:
+def _worker_main(requests_fd: int, replies_fd: int, frames_fd: int, *, server: int) -> NoReturn:
     """A worker: extract each video asked for, until the request pipe closes."""
     code = 1
     try:
@@ -400,6 +444,7 @@ def _worker_main(requests_fd: int, replies_fd: int, server: int) -> NoReturn:
         _set_process_name(b"sf-decode")
         requests = Connection(requests_fd, writable=False)
         replies = Connection(replies_fd, readable=False)
+        frames = _FramesOut(frames_fd)
         while True:
             try:
                 request = requests.recv_bytes()
@@ -412,25 +457,62 @@ def _worker_main(requests_fd: int, replies_fd: int, server: int) -> NoReturn:
                 cause = InternalError.from_exception("", exc).cause
                 replies.send_bytes(_BROKEN + f"the request could not be read: {cause}".encode())
                 break
-            if not _serve(extraction, replies):
+            if not _serve(extraction, replies, frames):
                 break
     finally:
         os._exit(code)  # never back into the fork server's loop
 
 
-def _serve(extraction: Extraction, replies: Connection) -> bool:
+class _FramesOut:
+    """The worker's end of the frames pipe: one Arrow IPC stream, opened with the first batch.
+    Each batch's buffers are written to the pipe as they are, with no copy in between."""
+
+    def __init__(self, fd: int) -> None:
+        self._sink = pa.PythonFile(_WholeWrites(fd), mode="w")
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._writer = pa.ipc.new_stream(self._sink, FRAMES_SCHEMA)
+        self._writer.write_batch(batch)
+
+
+class _WholeWrites:
+    """The frames pipe as a file whose ``write`` sends every byte before it returns, with no
+    buffer in between (a Python buffered file kept the end of a batch back from the parent)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.closed = fd, False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        size = view.nbytes
+        while view:
+            view = view[os.write(self.fd, view) :]
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
+def _serve(extraction: Extraction, replies: Connection, frames: _FramesOut) -> bool:
     """Extract one video and send its frames and report; False: this worker must exit."""
     try:
-        for rows in extraction:
-            for purpose, batch in rows_to_batches(
-                rows, extraction.report.decoder, extraction.options.frame_encoding
-            ):
-                replies.send_bytes(_FRAMES + _write_frames(purpose, batch))
+        for purpose, batch in extraction.record_batches():
+            replies.send_bytes(_FRAMES + purpose.encode())  # first: the parent then reads it
+            frames.write(batch)
         replies.send_bytes(_REPORT + pickle.dumps(extraction.report))
         return True
     except DecoderUnavailableError as exc:
-        cause = str(exc).split("unavailable: ", 1)[-1]
-        replies.send_bytes(_FATAL + pickle.dumps((extraction.options.decoder.requested, cause)))
+        replies.send_bytes(_FATAL + pickle.dumps(exc))
         return True
     except BaseException as exc:  # a bug or a resource running out: say what and where
         extraction.report.errors.append(InternalError.from_exception(extraction.video_path, exc))
@@ -462,18 +544,3 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
             raise EOFError("the fork server closed the connection")
         data += chunk
     return data
-
-
-def _write_frames(purpose: str, batch: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    schema = batch.schema.with_metadata({b"purpose": purpose.encode()})
-    with pa.ipc.new_stream(sink, schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
-
-
-def _read_frames(body: bytes) -> tuple[str, pa.RecordBatch]:
-    reader = pa.ipc.open_stream(body)
-    batch = reader.read_next_batch()
-    purpose = reader.schema.metadata[b"purpose"].decode()
-    return purpose, pa.RecordBatch.from_arrays(batch.columns, schema=FRAMES_SCHEMA)

@@ -16,7 +16,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig, build_config
 from sparkframes.spark import planning
-from sparkframes.spark.job import run
+from sparkframes.spark.job import write_table
 from sparkframes.spark.resources import default_parallelism, stage_profile
 from sparkframes.spark.summary import RunSummary
 from sparkframes.spark.tasks import frames_function
@@ -115,4 +115,4 @@ def _write(
         from sparkframes.spark.session import get_session
 
         spark = get_session(None, f"sparkframes {command}", log_level="ERROR")
-    return run(spark, config, frame, command)
+    return write_table(spark, config, frame)

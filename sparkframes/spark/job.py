@@ -32,42 +32,27 @@ from sparkframes.spark.progress import ProgressLine
 from sparkframes.spark.resources import default_parallelism, is_local, stage_profile
 from sparkframes.spark.session import is_connect
 from sparkframes.spark.summary import RunSummary
-from sparkframes.spark.tasks import RESULT_SCHEMA, TaskSettings, attempt_results, files_function
+from sparkframes.spark.tasks import RESULT_SCHEMA, TaskSettings, files_function, task_results
 from sparkframes.table.commit import AttemptResult, commit_run
 from sparkframes.table.delta import FRAMES, TableLocation, ensure_table
-from sparkframes.table.legacy import legacy_problem, remove_legacy_files
 from sparkframes.table.state import read_state_table
-
-
-class LegacyTableError(ValueError):
-    """The output holds a table in the format of sparkframes 0.1; the message names the fix."""
 
 
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def run_clip_frames(
+def write_table(
     spark: SparkSession, config: CommonConfig, videos: DataFrame | None = None
 ) -> RunSummary:
-    """Extract clip frames for every out-of-date video and commit them to ``config.output``.
+    """One incremental (or overwriting) table write of ``config``'s command; see the module
+    docstring. ``videos`` is a DataFrame with the input table's columns; None reads
+    ``config.input``. The CLI, ``jobs/*.py`` and ``spark.api.write_*`` all come here.
 
-    ``videos`` is a DataFrame with the input table's columns; None reads ``config.input``.
+    Raises ``DecoderUnavailableError`` when ``no_fallback`` is set and a task's GPU decoder
+    cannot run; nothing is committed then.
     """
-    return run(spark, config, videos, "clip-frames")
-
-
-def run_video_frames(
-    spark: SparkSession, config: CommonConfig, videos: DataFrame | None = None
-) -> RunSummary:
-    """Every frame of every out-of-date video at ``output_hw``, into ``purpose=scene``."""
-    return run(spark, config, videos, "video-frames")
-
-
-def run(
-    spark: SparkSession, config: CommonConfig, videos: DataFrame | None, command: str
-) -> RunSummary:
-    """One incremental (or overwriting) table write; see the module docstring."""
+    command = config.command
     if not config.output:
         raise ValueError("an output table is needed (--output)")
     started = time.perf_counter()
@@ -75,9 +60,6 @@ def run(
     summary = RunSummary(run_id)
     loc = TableLocation.of(config.output)
     overwrite = config.mode == "overwrite"
-    problem = legacy_problem(loc)
-    if problem is not None and not overwrite:
-        raise LegacyTableError(problem)
     if videos is None:
         if not config.input:
             raise ValueError("an input is needed (--input, or a DataFrame of videos)")
@@ -94,14 +76,10 @@ def run(
     finally:
         decided.unpersist()
     if todo or overwrite:
-        if overwrite:
-            remove_legacy_files(loc)
         summary.seconds = time.perf_counter() - started
-        committed = commit_run(
+        summary.table_version, summary.units_lost = commit_run(
             loc, run_id, attempts, overwrite=overwrite, metadata=_metadata(command, config, summary)
         )
-        summary.table_version = committed.version
-        summary.units_lost = committed.units_lost
     else:
         ensure_table(loc, FRAMES)  # a first run with nothing to do still leaves a table to read
     summary.seconds = time.perf_counter() - started
@@ -154,11 +132,12 @@ def _extract(
     )
     with progress:
         rows = results.collect()
-    attempts = []
-    for attempt, outcomes in attempt_results(rows):
-        attempts.append(attempt)
-        summary.add(outcomes)
-    return attempts
+    results = task_results(rows)
+    for result in results:
+        if result.unavailable is not None:
+            raise result.unavailable
+        summary.add(result.videos)
+    return [result.attempt for result in results]
 
 
 def _cached(frame: DataFrame) -> DataFrame:

@@ -7,7 +7,7 @@ and runs the same on a classic and a Spark Connect session:
    null or empty ``video_path`` becomes ``""``, which extraction turns into error rows);
 2. ``videos``: one row per video with its distinct spans;
 3. ``planned_units``: on the executors, per (video, purpose): the file's size and mtime and the
-   request key (``request_keys.unit_keys``);
+   request key (``request_keys.unit_keys_of``);
 4. ``out_of_date``: a join with the table's state (``OUT/_state``) decides what to redo, by the
    rule of ``table/state.py``;
 5. ``works``: the out-of-date units per video, spread over the tasks.

@@ -94,8 +94,3 @@ def unit_keys_of(config: CommonConfig) -> UnitKeys:
         return {s.purpose: _with_pixels(request_key(s, clips, stride), pixels) for s in specs}
 
     return keys
-
-
-def unit_keys(config: CommonConfig, clips: tuple[ClipSpan, ...] | None) -> dict[str, str]:
-    """Purpose -> request key of one video with ``clips`` (None: whole video / stride)."""
-    return unit_keys_of(config)(clips)

@@ -24,7 +24,7 @@ from sparkframes.errors import InternalError, MissingVideoPathError
 from sparkframes.extraction.base import Extraction, ExtractOptions
 from sparkframes.extraction.clip import extract_clip_frames
 from sparkframes.extraction.video import extract_video_frames
-from sparkframes.extraction.worker import IsolatedRunner, run_inline
+from sparkframes.extraction.worker import IsolatedRunner
 from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig
 from sparkframes.sampling.spans import WHOLE_VIDEO, ClipSpan
 from sparkframes.spark.planning import spans_to_clips
@@ -86,6 +86,17 @@ class VideoOutcome:
     gpu_address: str | None = None  # what Spark assigned the task, if anything
 
 
+@dataclass
+class TaskResult:
+    """What one task attempt hands the driver: its files and unit states, per-video counts, and
+    the decoder that could not run under ``no_fallback`` (then the attempt wrote nothing that
+    counts, and the driver fails the run with it)."""
+
+    attempt: AttemptResult = field(default_factory=AttemptResult)
+    videos: list[VideoOutcome] = field(default_factory=list)
+    unavailable: DecoderUnavailableError | None = None
+
+
 @dataclass(frozen=True)
 class TaskSettings:
     """Everything a task needs besides its videos; pickled once per task.
@@ -127,7 +138,7 @@ def extract_options(options: CommonConfig) -> ExtractOptions:
 
 def run_partition(
     works: list[VideoWork], settings: TaskSettings, partition_id: int, attempt: int, attempt_id: int
-) -> tuple[AttemptResult, list[VideoOutcome]]:
+) -> TaskResult:
     """Extract every video of one partition into files of this attempt's own."""
     from sparkframes.spark.resources import assigned_gpu
 
@@ -139,11 +150,11 @@ def run_partition(
         f"part-{settings.run_id}-{partition_id:05d}-a{attempt}-t{attempt_id}",
     )
     _, gpu_address = assigned_gpu()
-    options = extract_options(settings.options)
-    result = AttemptResult()
-    outcomes = []
+    task = TaskResult()
+    result, outcomes = task.attempt, task.videos
     counts = {"videos": 0, "frames": 0, "errors": 0}
     try:
+        options = extract_options(settings.options)
         with isolation(settings.options) as runner:
             for work in works:
                 outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
@@ -163,10 +174,13 @@ def run_partition(
                     write_progress(settings.progress_dir, partition_id, attempt, counts)
                 result.units.extend(_unit_states(work, outcome))
         result.frame_files, result.error_files = writer.close()
+    except DecoderUnavailableError as exc:  # --no-fallback: the driver fails the run with it
+        writer.abort()
+        return TaskResult(unavailable=exc)
     except BaseException:
         writer.abort()  # its files stay unlisted, for vacuum; no stream left to the GC
         raise
-    return result, outcomes
+    return task
 
 
 def _unit_states(work: VideoWork, outcome: VideoOutcome) -> list[UnitState]:
@@ -226,7 +240,7 @@ def _batches(
     batches = (
         runner.run(extraction, options.video_timeout_s)
         if runner is not None
-        else run_inline(extraction)
+        else extraction.record_batches()
     )
     failure: list[BaseException] = []
     try:
@@ -305,6 +319,6 @@ def frames_function(options: CommonConfig) -> Callable[[Iterator], Iterator]:
     return run
 
 
-def attempt_results(rows: list) -> list[tuple[AttemptResult, list[VideoOutcome]]]:
+def task_results(rows: list) -> list[TaskResult]:
     """The results ``files_function`` returned, from the rows the driver collected."""
     return [pickle.loads(row[RESULT_COLUMN]) for row in rows]

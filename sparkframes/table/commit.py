@@ -30,7 +30,6 @@ from sparkframes.table.delta import (
     ERRORS,
     FRAMES,
     STATE,
-    CommitResult,
     FileHit,
     TableLocation,
     ensure_table,
@@ -51,21 +50,6 @@ class AttemptResult:
     units: list[UnitState] = field(default_factory=list)
 
 
-@dataclass
-class RunCommit:
-    """The commits a run made, per table."""
-
-    frames: CommitResult
-    errors: CommitResult
-    state: CommitResult
-    units_lost: int = 0  # units another run committed after this one: theirs are kept
-
-    @property
-    def version(self) -> int | None:
-        """The frames table's version this run made (None: it changed no frames)."""
-        return self.frames.version
-
-
 def commit_run(
     loc: TableLocation,
     run_id: str,
@@ -73,14 +57,17 @@ def commit_run(
     *,
     overwrite: bool,
     metadata: dict,
-) -> RunCommit:
-    """Commit the successful attempts of run ``run_id`` (see the module docstring)."""
+) -> tuple[int | None, int]:
+    """Commit the successful attempts of run ``run_id`` (see the module docstring).
+
+    Returns the frames table's version this run made (None: it changed no frames) and the
+    number of units an overlapping run committed after this one (theirs are kept)."""
     units = {u.unit for a in attempts for u in a.units}
     frame_files = [f for a in attempts for f in a.frame_files]
     error_files = [f for a in attempts for f in a.error_files]
     states = [u for a in attempts for u in a.units]
     common = {"run_id": run_id, "overwrite": overwrite, "metadata": metadata}
-    frames = replace_units(loc, FRAMES, lambda: (units, frame_files), **common)
+    version = replace_units(loc, FRAMES, lambda: (units, frame_files), **common)
 
     def error_files_of(owned: frozenset[Unit]) -> list[DataFile]:
         return _only_units(loc, error_files, owned, run_id)
@@ -94,10 +81,10 @@ def commit_run(
     # earlier run's late errors commit from landing them).
     owned = {**common, "commit_when_owned": True}
     error_change = _OwnedUnits(loc, units, frame_files, error_files_of)
-    errors = replace_units(loc, ERRORS, error_change, **owned)
+    replace_units(loc, ERRORS, error_change, **owned)
     state_change = _OwnedUnits(loc, units, frame_files, state_files_of)
-    state = replace_units(loc, STATE, state_change, **owned)
-    return RunCommit(frames, errors, state, units_lost=len(units - state_change.owned))
+    replace_units(loc, STATE, state_change, **owned)
+    return version, len(units - state_change.owned)
 
 
 class _OwnedUnits:

@@ -320,19 +320,6 @@ def rewrite_without(
     )
 
 
-@dataclass
-class CommitResult:
-    """What one commit did to one table."""
-
-    table: str
-    version: int | None  # None: nothing to commit
-    files_added: int = 0
-    files_removed: int = 0
-    files_rewritten: int = 0
-    bytes_rewritten: int = 0
-    tries: int = 1
-
-
 def add_action(f: DataFile) -> AddAction:
     return AddAction(f.path, f.size, f.partition_values, f.modification_time_ms, True, f.stats)
 
@@ -351,9 +338,9 @@ def replace_units(
     overwrite: bool = False,
     metadata: dict | None = None,
     commit_when_owned: bool = False,
-) -> CommitResult:
+) -> int | None:
     """One commit to ``kind``: the rows of the units ``change()`` names become exactly those of
-    the files it gives.
+    the files it gives. Returns the version made, or None when there was nothing to commit.
 
     ``change`` is called after each read of the newest version, so that a commit retried after
     a conflict can take into account what the winner did. With ``overwrite`` every row of the
@@ -372,7 +359,7 @@ def replace_units(
             removes, rewritten = _removals(dt, loc, kind, units, run_id, now_ms)
         adds = [*files, *rewritten]
         if not (adds or removes or overwrite or (commit_when_owned and units)):
-            return CommitResult(kind.name, None, tries=tries)
+            return None
         try:
             dt.create_write_transaction(
                 [*removes, *map(add_action, adds)],
@@ -389,15 +376,7 @@ def replace_units(
             # (Files rewritten for this try are never listed; vacuum removes them.)
             time.sleep(random.uniform(0.05, 0.2) * min(tries, 10))
             continue
-        return CommitResult(
-            kind.name,
-            committed_version(dt, run_id),
-            files_added=len(adds),
-            files_removed=len(removes),
-            files_rewritten=len(rewritten),
-            bytes_rewritten=sum(f.size for f in rewritten),
-            tries=tries,
-        )
+        return committed_version(dt, run_id)
     raise TableConflictError(
         f"{loc.uri_of(kind)}: gave up committing after {MAX_COMMIT_TRIES} conflicts with other "
         "writers"

@@ -18,7 +18,6 @@ from deltalake.exceptions import TableNotFoundError
 
 from sparkframes.table.delta import ERRORS, FRAMES, TableKind, TableLocation, file_paths, open_table
 from sparkframes.table.encodings import RAW, decode_column
-from sparkframes.table.legacy import legacy_problem
 from sparkframes.table.schema import PARTITION_COLUMN
 from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy
 
@@ -105,9 +104,7 @@ def _open_frames(
             prune=_delta_tuples(filters),
         )
     except TableNotFoundError:
-        raise FileNotFoundError(
-            legacy_problem(loc) or f"{path}: no frames table here (no Delta log in {path})"
-        ) from None
+        raise FileNotFoundError(f"{path}: no frames table here (no Delta log in {path})") from None
 
 
 def _to_expression(filters: Any) -> ds.Expression | None:
@@ -209,7 +206,7 @@ def read_errors(path: str, filters: Any = None, version: int | None = None) -> p
         return read_rows(loc, ERRORS, version=version, filter=_to_expression(filters))
     except TableNotFoundError:
         raise FileNotFoundError(
-            legacy_problem(loc) or f"{path}: no errors table here (no Delta log in {path}/_errors)"
+            f"{path}: no errors table here (no Delta log in {path}/_errors)"
         ) from None
 
 
@@ -219,7 +216,5 @@ def table_purposes(path: str, version: int | None = None) -> list[str]:
     try:
         dt = open_table(loc, FRAMES, version)
     except TableNotFoundError:
-        raise FileNotFoundError(
-            legacy_problem(loc) or f"{path}: no frames table here (no Delta log in {path})"
-        ) from None
+        raise FileNotFoundError(f"{path}: no frames table here (no Delta log in {path})") from None
     return sorted({p[PARTITION_COLUMN] for p in dt.partitions()})

@@ -1,10 +1,11 @@
-"""Columns of the frames, errors and state tables, and rows to Arrow. Pure (no file I/O).
+"""Columns of the frames, errors and state tables, and error rows to Arrow. Pure (no I/O).
 
 The ``frame`` column is stored as one Parquet BINARY value per frame (H*W*3 bytes, row-major RGB,
 or a JPEG/PNG image: ``frame_encoding`` says which) with ``height``/``width`` beside it.
 Measured in bench/RESULTS.md: this stores and loads an order of magnitude faster than a
 FixedSizeList tensor column, every engine reads it without error, and tables mixing frame shapes
-stay readable. ``sparkframes.read_frames`` turns raw frames back into an
+stay readable. ``convert/columns.py`` builds the frames' record batches; ``read_frames`` turns raw
+frames back into an
 ``arrow.fixed_shape_tensor`` per shape group without copying the pixels (encoded ones it
 decodes).
 """
@@ -16,7 +17,6 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from sparkframes.errors import FrameExtractionError
-from sparkframes.table.encodings import RAW, RAW_FRAMES, FrameEncoding
 
 #: Partition column of the frames table: not stored in its files, it comes from the
 #: ``purpose=<p>`` folder (and the Delta log's partition values).
@@ -86,59 +86,6 @@ STATE_SCHEMA = pa.schema(
         pa.field("run_id", pa.string(), nullable=False),
     ]
 )
-
-
-def frames_to_batch(
-    rows: Sequence, decoder: str = "ffmpeg_cpu", encoding: FrameEncoding = RAW_FRAMES
-) -> pa.RecordBatch:
-    """``ExtractedFrame`` rows (all of one purpose) to a record batch of ``FRAMES_SCHEMA``, the
-    pixels stored in ``encoding``."""
-    images = [r.image for r in rows]
-    if encoding.name == RAW:
-        frames = _binary_frames(images)
-    else:
-        frames = pa.array([encoding.encode(im) for im in images], pa.binary())
-    columns = [
-        pa.array([r.video_path for r in rows], pa.string()),
-        pa.array([r.clip_id for r in rows], pa.string()),
-        pa.array([float(r.clip_start_s) for r in rows], pa.float64()),
-        pa.array([float(r.clip_end_s) for r in rows], pa.float64()),
-        pa.array([r.policy for r in rows], pa.string()),
-        pa.array(
-            [None if r.target_fps is None else float(r.target_fps) for r in rows], pa.float64()
-        ),
-        pa.array([r.frame_index for r in rows], pa.int32()),
-        pa.array([float(r.pts_s) for r in rows], pa.float64()),
-        pa.array([im.shape[0] for im in images], pa.int32()),
-        pa.array([im.shape[1] for im in images], pa.int32()),
-        pa.array([decoder] * len(rows), pa.string()),
-        frames,
-        pa.array([encoding.name] * len(rows), pa.string()),
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=FRAMES_SCHEMA)
-
-
-def rows_to_batches(
-    rows: Sequence, decoder: str, encoding: FrameEncoding = RAW_FRAMES
-) -> list[tuple[str, pa.RecordBatch]]:
-    """Rows of any purposes to one record batch per purpose (the purpose is the partition)."""
-    by_purpose: dict[str, list] = {}
-    for row in rows:
-        by_purpose.setdefault(row.purpose, []).append(row)
-    return [(p, frames_to_batch(r, decoder, encoding)) for p, r in by_purpose.items()]
-
-
-def _binary_frames(images: Sequence) -> pa.Array:
-    """One BINARY value per image, built with a single copy of the pixels."""
-    import numpy as np
-
-    sizes = np.fromiter((im.nbytes for im in images), dtype=np.int64, count=len(images))
-    offsets = np.zeros(len(images) + 1, dtype=np.int32)
-    np.cumsum(sizes, out=offsets[1:])
-    data = np.concatenate([im.reshape(-1) for im in images]) if images else np.empty(0, np.uint8)
-    return pa.Array.from_buffers(
-        pa.binary(), len(images), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
 
 
 def errors_to_batch(

@@ -75,14 +75,3 @@ def read_state_table(loc: TableLocation, version: int | None = None) -> pa.Table
         return read_rows(loc, STATE, version=version)
     except TableNotFoundError:
         return STATE_SCHEMA.empty_table()
-
-
-def read_state(loc: TableLocation, version: int | None = None) -> dict[Unit, UnitState]:
-    """The committed state of every unit, as objects (for tests and tools; a run reads the
-    table with ``read_state_table`` and decides in Spark)."""
-    table = read_state_table(loc, version)
-    fields = [f.name for f in STATE_SCHEMA if f.name not in ("status", "run_id")]
-    return {
-        (row["video_path"], row["purpose"]): UnitState(**{k: row[k] for k in fields})
-        for row in table.select(fields).to_pylist()
-    }

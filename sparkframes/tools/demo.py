@@ -49,7 +49,7 @@ def make_sample_video(
 def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") -> int:
     """Sample video -> input table -> clip-frames job (2 fps, 224x224) -> summary + read back."""
     from sparkframes.options import ClipFramesConfig, build_config
-    from sparkframes.spark.job import run_clip_frames
+    from sparkframes.spark.job import write_table
     from sparkframes.spark.session import get_session
     from sparkframes.table.reader import frames_to_numpy, read_frames
 
@@ -69,7 +69,7 @@ def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") 
         },
     )
     spark = get_session(master, "sparkframes demo", log_level=log_level)
-    summary = run_clip_frames(spark, config)
+    summary = write_table(spark, config)
     print(summary.line())
     table = read_frames(str(out), purpose="embeddings")
     frames = frames_to_numpy(table)

@@ -118,7 +118,7 @@ def keyframe_thumbnails(
         out = []
         for position in positions:
             frame = frames[position]
-            image = to_rgb(frame, thumb_size(frame, sar, height))
+            image = np.ascontiguousarray(to_rgb(frame, thumb_size(frame, sar, height)))
             out.append(Thumbnail(float(timeline.seconds(frame.pts)), image))
         return out
 
