@@ -141,9 +141,12 @@ def test_the_two_commands_run_as_written(table):
 
 
 def test_the_preview_and_inspect_commands_run(table):
-    for _, body in blocks("bash"):
+    """docs/preview.md's commands, run as written beside the README's table."""
+    ran = set()
+    for _, body in blocks("bash", "docs/preview.md"):
         for argv in commands(body):
             if argv[:2] in (["sparkframes", "preview"], ["sparkframes", "inspect"]):
+                ran.add(argv[1])
                 result = subprocess.run(
                     [sys.executable, "-m", "sparkframes.cli", *argv[1:]],
                     cwd=table.parent,
@@ -153,6 +156,7 @@ def test_the_preview_and_inspect_commands_run(table):
                     timeout=300,
                 )
                 assert result.returncode == 0, (argv, result.stderr[-3000:])
+    assert ran == {"preview", "inspect"}
     assert (table.parent / "sheet.png").stat().st_size > 0
     assert "<img" in (table.parent / "preview.html").read_text()
 
@@ -170,14 +174,16 @@ def test_the_example_script_runs(table):
 
 
 def test_the_code_snippets_run(table, spark, monkeypatch):
-    """Relative paths as written; Spark's JVM has its own working folder, so they are made
-    absolute (the same text with the folder in front)."""
+    """Every page's snippets, in page order. Relative paths as written; Spark's JVM has its own
+    working folder, so they are made absolute (the same text with the folder in front)."""
     monkeypatch.chdir(table.parent)
 
     def absolute(body: str) -> str:
         return body.replace('"frames/', f'"{table}/').replace("'frames/", f"'{table}/")
 
-    for page, body in blocks("python"):
+    snippets = blocks("python")
+    assert {"README.md", "docs/preview.md", "docs/python-api.md"} <= {p for p, _ in snippets}
+    for page, body in snippets:
         exec(compile(absolute(body), page, "exec"), {"spark": spark})
     for _, body in blocks("sql"):
         assert duckdb.sql(absolute(body)).fetchall()
