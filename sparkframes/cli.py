@@ -74,13 +74,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--skip-loop-filter",
         choices=list(LOOP_FILTER_SKIPS),
         help="skip H.264/HEVC deblocking on the CPU decoder: faster, pixels differ slightly, "
-        "same frames (see the README)",
+        "same frames (see docs/decoding.md)",
     )
     p.add_argument(
         "--resize-filter",
         choices=["bicubic", "area"],
         help="the scaler: bicubic as the ffmpeg CLI, or area, cheaper for large reductions "
-        "(scene frames), pixels a few levels off (see the README)",
+        "(scene frames), pixels a few levels off (see docs/decoding.md)",
     )
     p.add_argument(
         "--frame-encoding",
@@ -122,7 +122,8 @@ def _allow_playlists(p: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="open HLS playlists (.m3u8), reading their files only from under the playlist's "
-        "folder; without it a video that refers to other files is refused (see the README)",
+        "folder; without it a video that refers to other files is refused "
+        "(see docs/untrusted-inputs.md)",
     )
 
 

@@ -21,7 +21,7 @@ from tests.videos import read_frame_number
 
 VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]
 KEY = ["video_path", "clip_id", "target_fps", "frame_index", "pts_s"]
-#: The documented bound for JPEG at the default quality 95 (README, "Choosing an encoding").
+#: The documented bound for JPEG at the default quality 95 (docs/table.md, "Choosing an encoding").
 JPEG_MEAN_ABS_DIFF = 4.0
 
 

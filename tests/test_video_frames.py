@@ -211,7 +211,7 @@ def test_skip_loop_filter_changes_pixels_slightly_and_never_the_frames(deblocked
         exact, _extract_with(path, kind, NATIVE, skip_loop_filter="all")
     )
     assert max(diffs) > 0  # the option took effect
-    assert np.mean(diffs) < 1.0  # and stays small (documented in the README)
+    assert np.mean(diffs) < 1.0  # and stays small (documented in docs/decoding.md)
 
 
 @pytest.mark.parametrize("kind", ["scene", "clip"])
