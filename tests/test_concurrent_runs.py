@@ -87,7 +87,7 @@ def _one_run(output: str, index: int, barrier, results) -> None:
         overwrite=False,
         metadata={},
     )
-    results.put((index, committed.frames.tries, committed.units_lost))
+    results.put((index, committed.tries, committed.units_lost))
 
 
 def _check_each_unit_once(output: str) -> None:

@@ -77,9 +77,10 @@ def write_table(
         decided.unpersist()
     if todo or overwrite:
         summary.seconds = time.perf_counter() - started
-        summary.table_version, summary.units_lost = commit_run(
+        committed = commit_run(
             loc, run_id, attempts, overwrite=overwrite, metadata=_metadata(command, config, summary)
         )
+        summary.table_version, summary.units_lost = committed.version, committed.units_lost
     else:
         ensure_table(loc, FRAMES)  # a first run with nothing to do still leaves a table to read
     summary.seconds = time.perf_counter() - started

@@ -50,6 +50,15 @@ class AttemptResult:
     units: list[UnitState] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RunCommit:
+    """What a run's commits did."""
+
+    version: int | None  # the frames table's version this run made (None: no frames changed)
+    units_lost: int  # units an overlapping run committed after this one: theirs are kept
+    tries: int  # of the frames commit; more than 1: other writers committed meanwhile
+
+
 def commit_run(
     loc: TableLocation,
     run_id: str,
@@ -57,17 +66,14 @@ def commit_run(
     *,
     overwrite: bool,
     metadata: dict,
-) -> tuple[int | None, int]:
-    """Commit the successful attempts of run ``run_id`` (see the module docstring).
-
-    Returns the frames table's version this run made (None: it changed no frames) and the
-    number of units an overlapping run committed after this one (theirs are kept)."""
+) -> RunCommit:
+    """Commit the successful attempts of run ``run_id`` (see the module docstring)."""
     units = {u.unit for a in attempts for u in a.units}
     frame_files = [f for a in attempts for f in a.frame_files]
     error_files = [f for a in attempts for f in a.error_files]
     states = [u for a in attempts for u in a.units]
     common = {"run_id": run_id, "overwrite": overwrite, "metadata": metadata}
-    version = replace_units(loc, FRAMES, lambda: (units, frame_files), **common)
+    version, tries = replace_units(loc, FRAMES, lambda: (units, frame_files), **common)
 
     def error_files_of(owned: frozenset[Unit]) -> list[DataFile]:
         return _only_units(loc, error_files, owned, run_id)
@@ -84,7 +90,7 @@ def commit_run(
     replace_units(loc, ERRORS, error_change, **owned)
     state_change = _OwnedUnits(loc, units, frame_files, state_files_of)
     replace_units(loc, STATE, state_change, **owned)
-    return version, len(units - state_change.owned)
+    return RunCommit(version, len(units - state_change.owned), tries)
 
 
 class _OwnedUnits:

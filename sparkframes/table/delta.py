@@ -338,9 +338,10 @@ def replace_units(
     overwrite: bool = False,
     metadata: dict | None = None,
     commit_when_owned: bool = False,
-) -> int | None:
+) -> tuple[int | None, int]:
     """One commit to ``kind``: the rows of the units ``change()`` names become exactly those of
-    the files it gives. Returns the version made, or None when there was nothing to commit.
+    the files it gives. Returns the version made (None: there was nothing to commit) and the
+    tries it took (more than one: other writers committed meanwhile).
 
     ``change`` is called after each read of the newest version, so that a commit retried after
     a conflict can take into account what the winner did. With ``overwrite`` every row of the
@@ -359,7 +360,7 @@ def replace_units(
             removes, rewritten = _removals(dt, loc, kind, units, run_id, now_ms)
         adds = [*files, *rewritten]
         if not (adds or removes or overwrite or (commit_when_owned and units)):
-            return None
+            return None, tries
         try:
             dt.create_write_transaction(
                 [*removes, *map(add_action, adds)],
@@ -376,7 +377,7 @@ def replace_units(
             # (Files rewritten for this try are never listed; vacuum removes them.)
             time.sleep(random.uniform(0.05, 0.2) * min(tries, 10))
             continue
-        return committed_version(dt, run_id)
+        return committed_version(dt, run_id), tries
     raise TableConflictError(
         f"{loc.uri_of(kind)}: gave up committing after {MAX_COMMIT_TRIES} conflicts with other "
         "writers"
