@@ -15,8 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparkframes import __version__
+from sparkframes.convert.encode import DEFAULT_JPEG_QUALITY, FRAME_ENCODINGS
+from sparkframes.convert.resize import RESIZE_FILTERS
 from sparkframes.decoding.source import LOOP_FILTER_SKIPS
-from sparkframes.options import ClipFramesConfig, VideoFramesConfig, build_config, load_toml
+from sparkframes.options import (
+    DECODER_MODES,
+    MODES,
+    POLICIES,
+    ClipFramesOptions,
+    VideoFramesOptions,
+    build_options,
+    load_toml,
+)
 from sparkframes.table.delta import DEFAULT_RETENTION_HOURS
 
 
@@ -41,12 +51,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=["incremental", "overwrite"],
+        choices=MODES,
         help="incremental skips up-to-date videos; overwrite replaces the table",
     )
     p.add_argument(
         "--decoder-mode",
-        choices=["ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto"],
+        choices=DECODER_MODES,
         help="what decodes: the CPU, FFmpeg's CUDA decoder, NVDEC through PyNvVideoCodec, or "
         "the first of those that can run",
     )
@@ -78,18 +88,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--resize-filter",
-        choices=["bicubic", "area"],
+        choices=list(RESIZE_FILTERS),
         help="the scaler: bicubic as the ffmpeg CLI, or area, cheaper for large reductions "
         "(scene frames), pixels a few levels off (see docs/decoding.md)",
     )
     p.add_argument(
         "--frame-encoding",
-        choices=["raw", "jpeg", "png"],
+        choices=FRAME_ENCODINGS,
         help="how frames are stored: raw RGB (exact), jpeg (several times smaller, "
         "lossy) or png (lossless, slow to write); readers decode all three",
     )
     p.add_argument(
-        "--jpeg-quality", type=int, help="with --frame-encoding jpeg: 1-100 (default: 95)"
+        "--jpeg-quality",
+        type=int,
+        help=f"with --frame-encoding jpeg: 1-100 (default: {DEFAULT_JPEG_QUALITY})",
     )
     p.add_argument(
         "--video-timeout-s",
@@ -142,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clip.add_argument(
         "--policy",
-        choices=["sequence", "first", "middle", "last"],
+        choices=POLICIES,
         help="frames at the rates, or one frame per clip",
     )
     clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1)")
@@ -178,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     _allow_playlists(inspect)
     for command in (clip, video):
-        _say_defaults(command, ClipFramesConfig if command is clip else VideoFramesConfig)
+        _say_defaults(command, ClipFramesOptions if command is clip else VideoFramesOptions)
     return parser
 
 
@@ -257,8 +269,8 @@ def parse_run(argv: Sequence[str]) -> tuple[str, Any, argparse.Namespace]:
     args = build_parser().parse_args(_attach_size_values(argv))
     file_values = load_toml(args.config, args.command) if args.config else {}
     values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
-    cls = ClipFramesConfig if args.command == "clip-frames" else VideoFramesConfig
-    config = build_config(cls, values, file_values, args.config)
+    cls = ClipFramesOptions if args.command == "clip-frames" else VideoFramesOptions
+    config = build_options(cls, values, file_values, args.config)
     if not config.input or not config.output:
         raise ValueError("--input and --output are required")
     spark_conf(args.conf)  # refuses a malformed --conf now, before Spark starts

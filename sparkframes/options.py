@@ -1,7 +1,12 @@
-"""Job configuration: the flags of ``sparkframes clip-frames``/``video-frames``, from the command
-line or a TOML file in ``conf/`` whose keys are the flag names (``target-fps`` or ``target_fps``).
+"""A run's options: one frozen object, ``ClipFramesOptions`` or ``VideoFramesOptions``.
 
-Pure parsing and validation; nothing here touches Spark or files other than the config file.
+The command line, a TOML file in ``conf/`` (keys are the flag names, ``target-fps`` or
+``target_fps``) and the Python API's keyword arguments all fill it through ``build_options``; it
+is validated as it is made, so a bad value is refused before any Spark job runs, and it then
+travels unchanged to the driver, the planning and the tasks. Every default and every set of
+choices is written once, here or beside the code that uses it, and the CLI's flags are made
+from them. Pure parsing and validation: nothing here touches Spark or files other than the
+config file.
 """
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ import functools
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sparkframes.convert.encode import (
     DEFAULT_JPEG_QUALITY,
@@ -23,9 +28,11 @@ from sparkframes.convert.encode import (
     FrameEncoding,
 )
 from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, RESIZE_FILTERS
-from sparkframes.decoding.source import LOOP_FILTER_SKIPS
+from sparkframes.decoding.source import LOOP_FILTER_SKIPS, NO_LOOP_FILTER_SKIP
 from sparkframes.sampling.spans import FixedStride, to_fraction
 from sparkframes.sampling.specs import (
+    DEFAULT_OUTPUT_HW,
+    DEFAULT_PURPOSE,
     NATIVE,
     PURPOSE_DEFAULT_FPS,
     SCENE_PURPOSE,
@@ -34,7 +41,11 @@ from sparkframes.sampling.specs import (
     check_purpose,
 )
 
+#: What may decode: the CPU, FFmpeg's CUDA decoder, NVDEC, or the first of those that can run.
 DECODER_MODES = ("ffmpeg_cpu", "ffmpeg_gpu", "pynvc", "auto")
+#: ``incremental`` redoes only what is out of date; ``overwrite`` replaces the table.
+MODES = ("incremental", "overwrite")
+POLICIES = tuple(p.value for p in Policy)
 
 
 def parse_number(value: str | int | float | Fraction) -> Fraction:
@@ -106,8 +117,8 @@ def _refuse_ignored(flags: list[tuple[str, bool]], why: str) -> None:
         raise ValueError(f"{', '.join(given)}: {why}")
 
 
-@dataclass
-class CommonConfig:
+@dataclass(frozen=True)
+class CommonOptions:
     """Flags both commands share."""
 
     #: The command these options are for (``sparkframes <command>``).
@@ -116,8 +127,8 @@ class CommonConfig:
     input: str = ""
     output: str = ""
     master: str | None = None
-    mode: str = "incremental"  # or "overwrite"
-    decoder_mode: str = "ffmpeg_cpu"
+    mode: str = MODES[0]
+    decoder_mode: str = DECODER_MODES[0]
     decoder_threads: int = 0  # 0: the Spark task's cpus
     max_pixels: int = 8192 * 8192
     max_error_rate: float = 1.0
@@ -126,7 +137,7 @@ class CommonConfig:
     streams_per_gpu: int = 1  # GPU tasks ask Spark for 1/streams_per_gpu of a GPU each
     batch_size: int = 64  # frames per NVDEC batch (pynvc)
     #: Opt-in speed for pixels: skip H.264/HEVC deblocking when decoding on the CPU.
-    skip_loop_filter: str = "none"
+    skip_loop_filter: str = NO_LOOP_FILTER_SKIP
     #: Opt-in speed for pixels: the cheaper area scaler instead of bicubic (as the FFmpeg CLI).
     resize_filter: str = DEFAULT_RESIZE_FILTER
     #: Per-video time limit; each video decodes in a child process that is killed at the limit
@@ -140,9 +151,13 @@ class CommonConfig:
     frame_encoding: str = RAW
     jpeg_quality: int | None = None  # with jpeg only; None: DEFAULT_JPEG_QUALITY
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        if self.mode not in ("incremental", "overwrite"):
-            raise ValueError(f"--mode must be incremental or overwrite, got {self.mode!r}")
+        """Refuse what cannot run, naming the flag (a ValueError)."""
+        if self.mode not in MODES:
+            raise ValueError(f"--mode must be {' or '.join(MODES)}, got {self.mode!r}")
         if self.decoder_mode not in DECODER_MODES:
             raise ValueError(f"--decoder-mode must be one of {DECODER_MODES}")
         if not 0 <= self.max_error_rate <= 1:
@@ -173,15 +188,15 @@ class CommonConfig:
             raise ValueError(f"--jpeg-quality: {exc}") from None
 
 
-@dataclass
-class ClipFramesConfig(CommonConfig):
+@dataclass(frozen=True)
+class ClipFramesOptions(CommonOptions):
     """``sparkframes clip-frames``."""
 
     command: ClassVar[str] = "clip-frames"
 
-    purpose: list[str] = field(default_factory=lambda: ["embeddings"])
+    purpose: tuple[str, ...] = (DEFAULT_PURPOSE,)
     target_fps: tuple[Fraction, ...] = ()
-    policy: str = "sequence"
+    policy: str = Policy.SEQUENCE.value
     target_res: tuple[int, int] = NATIVE
     min_frames: int = 0
     clip_len_s: Fraction | None = None
@@ -245,13 +260,13 @@ class ClipFramesConfig(CommonConfig):
         self.stride()
 
 
-@dataclass
-class VideoFramesConfig(CommonConfig):
+@dataclass(frozen=True)
+class VideoFramesOptions(CommonOptions):
     """``sparkframes video-frames``: every frame at ``output_hw`` into ``purpose=scene``."""
 
     command: ClassVar[str] = "video-frames"
 
-    output_hw: tuple[int, int] = (27, 48)
+    output_hw: tuple[int, int] = DEFAULT_OUTPUT_HW
     purpose: str = SCENE_PURPOSE
 
     def validate(self) -> None:
@@ -266,8 +281,10 @@ class VideoFramesConfig(CommonConfig):
             raise ValueError("--output-hw must be HxW with both > 0, e.g. 27x48")
 
 
+OptionsT = TypeVar("OptionsT", bound=CommonOptions)
+
 _CONVERTERS: dict[str, Any] = {
-    "purpose": parse_list,
+    "purpose": lambda v: tuple(parse_list(v)),
     "target_fps": parse_rates,
     "target_res": parse_hw,
     "output_hw": parse_hw,
@@ -323,7 +340,7 @@ def convert_values(cls: type, values: dict[str, Any], source: str | None = None)
         if value is None:
             continue
         expected = types_[name]
-        if name == "purpose" and cls is VideoFramesConfig:
+        if name == "purpose" and cls is VideoFramesOptions:
             if not isinstance(value, str):
                 raise ValueError(f"{label} must be a string, not {value!r}")
             kwargs[name] = check_purpose(value)
@@ -341,23 +358,21 @@ def convert_values(cls: type, values: dict[str, Any], source: str | None = None)
     return kwargs
 
 
-def build_config(
-    cls: type,
+def build_options(
+    cls: type[OptionsT],
     values: dict[str, Any],
     file_values: dict[str, Any] | None = None,
     config_path: str | None = None,
-) -> Any:
-    """A validated config of type ``cls``: ``file_values`` (read from ``config_path``) first,
-    then ``values`` (the command line), which win."""
+) -> OptionsT:
+    """Options of type ``cls``: ``file_values`` (read from ``config_path``) first, then
+    ``values`` (the command line or keyword arguments), which win."""
     kwargs = convert_values(cls, file_values or {}, config_path or "config file")
     kwargs.update(convert_values(cls, values))
-    config = cls(**kwargs)
-    config.validate()
-    return config
+    return cls(**kwargs)
 
 
 #: The per-command sections a config file may have; keys of the other command's are ignored.
-COMMANDS = ("clip-frames", "video-frames")
+COMMANDS = (ClipFramesOptions.command, VideoFramesOptions.command)
 
 
 def load_toml(path: str | Path, command: str | None = None) -> dict[str, Any]:

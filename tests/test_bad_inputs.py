@@ -17,7 +17,7 @@ import pytest
 
 from sparkframes import ExtractionSpec, ExtractOptions, extract_clip_frames, extract_video_frames
 from sparkframes.errors import VideoTooLargeError
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.table.delta import TableLocation
 from sparkframes.table.reader import read_errors, read_table
@@ -127,8 +127,8 @@ def test_unreadable_files_are_reported(tmp_path, catalog):
 
 def _job(spark, tmp_path, paths: list[str]) -> tuple[object, pa.Table, pa.Table]:
     pq.write_table(pa.table({"video_path": paths}), tmp_path / "in.parquet")
-    config = build_config(
-        ClipFramesConfig,
+    config = build_options(
+        ClipFramesOptions,
         {
             "input": str(tmp_path / "in.parquet"),
             "output": str(tmp_path / "out"),

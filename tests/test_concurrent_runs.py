@@ -179,12 +179,12 @@ def _check_runs(spark, tmp_path, catalog, output: str, videos: list[str]) -> Non
     key = ["video_path", "clip_id", "target_fps", "frame_index", "pts_s"]
     got = read_table(output, columns=key).sort_by([(k, "ascending") for k in key])
     # The same videos extracted by one run alone, for comparison.
-    from sparkframes.options import ClipFramesConfig, build_config
+    from sparkframes.options import ClipFramesOptions, build_options
     from sparkframes.spark.job import write_table
 
     pq.write_table(pa.table({"video_path": videos}), tmp_path / "all.parquet")
     values = {"input": str(tmp_path / "all.parquet"), "output": str(tmp_path / "alone")}
-    write_table(spark, build_config(ClipFramesConfig, {**values, "target_res": "24x32"}))
+    write_table(spark, build_options(ClipFramesOptions, {**values, "target_res": "24x32"}))
     want = read_table(str(tmp_path / "alone"), columns=key).sort_by([(k, "ascending") for k in key])
     assert got.equals(want)
     state = read_state(TableLocation.of(output))

@@ -9,9 +9,9 @@ import pytest
 
 from sparkframes.cli import parse_run
 from sparkframes.options import (
-    ClipFramesConfig,
-    VideoFramesConfig,
-    build_config,
+    ClipFramesOptions,
+    VideoFramesOptions,
+    build_options,
     parse_hw,
     parse_rates,
 )
@@ -57,11 +57,11 @@ def test_a_size_flag_still_needs_a_size(capsys):
 
 
 def test_defaults_follow_the_contract():
-    config = build_config(ClipFramesConfig, {"input": "i", "output": "o"})
-    assert config.purpose == ["embeddings"] and config.policy == "sequence"
+    config = build_options(ClipFramesOptions, {"input": "i", "output": "o"})
+    assert config.purpose == ("embeddings",) and config.policy == "sequence"
     assert config.target_res == (-1, -1) and config.mode == "incremental"
     assert [s.rates for s in config.specs()] == [(F(2),)]
-    video = build_config(VideoFramesConfig, {"input": "i", "output": "o"})
+    video = build_options(VideoFramesOptions, {"input": "i", "output": "o"})
     assert video.output_hw == (27, 48) and video.purpose == "scene" and video.batch_size == 64
 
 
@@ -97,7 +97,7 @@ def test_config_file_keys_are_the_flag_names_and_flags_win(tmp_path):
 )
 def test_bad_settings_are_refused_with_the_reason(values, message):
     with pytest.raises(ValueError, match=message):
-        build_config(ClipFramesConfig, {"input": "i", "output": "o", **values})
+        build_options(ClipFramesOptions, {"input": "i", "output": "o", **values})
 
 
 @pytest.mark.parametrize(
@@ -109,9 +109,9 @@ def test_bad_settings_are_refused_with_the_reason(values, message):
 )
 def test_stride_options_without_a_clip_length_are_refused_not_ignored(values, flags):
     with pytest.raises(ValueError, match=f"^{flags}: only with --clip-len-s"):
-        build_config(ClipFramesConfig, {"input": "i", "output": "o", **values})
-    config = build_config(
-        ClipFramesConfig, {"input": "i", "output": "o", "clip_len_s": 10, **values}
+        build_options(ClipFramesOptions, {"input": "i", "output": "o", **values})
+    config = build_options(
+        ClipFramesOptions, {"input": "i", "output": "o", "clip_len_s": 10, **values}
     )
     assert config.stride() is not None
 
@@ -120,12 +120,12 @@ def test_stride_options_without_a_clip_length_are_refused_not_ignored(values, fl
 def test_rates_and_min_frames_are_refused_with_single_frame_policies(policy):
     base = {"input": "i", "output": "o", "policy": policy}
     with pytest.raises(ValueError, match=r"^--target-fps: only with --policy sequence"):
-        build_config(ClipFramesConfig, {**base, "target_fps": "2"})
+        build_options(ClipFramesOptions, {**base, "target_fps": "2"})
     with pytest.raises(ValueError, match=r"^--min-frames: only with --policy sequence"):
-        build_config(ClipFramesConfig, {**base, "min_frames": 8})
-    assert build_config(ClipFramesConfig, base).specs()[0].policy == policy  # purpose rate: fine
+        build_options(ClipFramesOptions, {**base, "min_frames": 8})
+    assert build_options(ClipFramesOptions, base).specs()[0].policy == policy  # purpose rate: fine
     sequence = {**base, "policy": "sequence", "target_fps": "2", "min_frames": 8}
-    assert build_config(ClipFramesConfig, sequence).min_frames == 8
+    assert build_options(ClipFramesOptions, sequence).min_frames == 8
 
 
 def _write(tmp_path, text: str) -> str:
@@ -223,9 +223,10 @@ def test_the_two_commands_never_write_the_same_purpose():
         parse_run(["clip-frames", "--purpose", "embeddings,scene", "--input", "i", "--output", "o"])
     base = {"input": "i", "output": "o"}
     with pytest.raises(ValueError, match=re.escape("--purpose embeddings: clip-frames writes")):
-        build_config(VideoFramesConfig, {**base, "purpose": "embeddings"})
+        build_options(VideoFramesOptions, {**base, "purpose": "embeddings"})
     assert (
-        build_config(VideoFramesConfig, {**base, "purpose": "scene_small"}).purpose == "scene_small"
+        build_options(VideoFramesOptions, {**base, "purpose": "scene_small"}).purpose
+        == "scene_small"
     )
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.table.delta import ERRORS, FRAMES, TableLocation, file_paths
 from sparkframes.table.files import AttemptWriter
@@ -22,7 +22,7 @@ VIDEOS = ["h264_mp4", "hevc_mp4", "vfr_mkv"]
 
 def run(spark, inputs: Path, output: Path, **flags):
     values = {"input": str(inputs), "output": str(output), "target_res": "24x32", **flags}
-    return write_table(spark, build_config(ClipFramesConfig, values))
+    return write_table(spark, build_options(ClipFramesOptions, values))
 
 
 @pytest.fixture()

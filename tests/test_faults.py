@@ -22,7 +22,7 @@ from deltalake import DeltaTable
 from sparkframes.errors import DecoderCrashError, InternalError
 from sparkframes.extraction.base import Extraction, ExtractOptions
 from sparkframes.extraction.worker import IsolatedRunner
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.spark.summary import exit_code
 from sparkframes.table.delta import TableLocation, vacuum
@@ -46,7 +46,7 @@ def write_input(path: Path, videos: list[str], clip_ids: list[str | None] | None
 
 
 def run(spark, input_path: str, output: Path, **flags):
-    config = build_config(ClipFramesConfig, {"input": input_path, "output": str(output), **flags})
+    config = build_options(ClipFramesOptions, {"input": input_path, "output": str(output), **flags})
     return write_table(spark, config)
 
 
@@ -226,7 +226,7 @@ def test_names_never_escape_the_output(spark, tmp_path, catalog):
     outside = {p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts[:1]}
     assert outside == {tmp_path / "in.parquet"}
     with pytest.raises(ValueError, match="becomes a folder name"):
-        build_config(ClipFramesConfig, {"input": inputs, "output": "o", "purpose": "../x"})
+        build_options(ClipFramesOptions, {"input": inputs, "output": "o", "purpose": "../x"})
 
 
 def _submit_local(

@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from sparkframes.convert.encode import FrameEncoding
 from sparkframes.notebook import clip_array
-from sparkframes.options import ClipFramesConfig, VideoFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, VideoFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import frames_to_numpy, read_frames, read_table
@@ -27,7 +27,7 @@ JPEG_MEAN_ABS_DIFF = 4.0
 
 def _run(spark, inputs, output, **flags):
     values = {"input": str(inputs), "output": str(output), "target_res": "224x224", **flags}
-    return write_table(spark, build_config(ClipFramesConfig, values))
+    return write_table(spark, build_options(ClipFramesOptions, values))
 
 
 def _table_bytes(output) -> int:
@@ -109,7 +109,7 @@ def test_scene_frames_can_be_stored_as_png(spark, tmp_path, catalog):
     values = {"input": str(tmp_path / "in.parquet"), "frame_encoding": "png"}
     for encoding, folder in (("png", "png"), ("raw", "raw")):
         config = {**values, "output": str(tmp_path / folder), "frame_encoding": encoding}
-        write_table(spark, build_config(VideoFramesConfig, config))
+        write_table(spark, build_options(VideoFramesOptions, config))
     png = _sorted(read_frames(str(tmp_path / "png"), purpose="scene"))
     raw = _sorted(read_frames(str(tmp_path / "raw"), purpose="scene"))
     assert np.array_equal(frames_to_numpy(png), frames_to_numpy(raw)) and png.num_rows > 0
@@ -127,7 +127,7 @@ def test_scene_frames_can_be_stored_as_png(spark, tmp_path, catalog):
 )
 def test_bad_encoding_flags_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
-        build_config(ClipFramesConfig, {"input": "i", "output": "o", **values})
+        build_options(ClipFramesOptions, {"input": "i", "output": "o", **values})
 
 
 def test_the_encodings_round_trip():

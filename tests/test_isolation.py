@@ -26,7 +26,7 @@ from sparkframes.errors import DecoderCrashError, InternalError, VideoTimeoutErr
 from sparkframes.extraction.base import Extraction, ExtractOptions
 from sparkframes.extraction.clip import extract_clip_frames
 from sparkframes.extraction.worker import IsolatedRunner
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.sampling.specs import ExtractionSpec, Policy
 from sparkframes.spark.job import write_table
 from sparkframes.table.reader import read_table
@@ -227,8 +227,8 @@ def test_a_worker_stuck_in_a_video_dies_with_its_python_worker(catalog):
 def test_no_worker_is_left_after_the_tasks(spark, tmp_path, catalog):
     videos = [str(catalog[n]) for n in ("h264_mp4", "hevc_mp4", "vp9_webm", "h264_mp4")]
     pq.write_table(pa.table({"video_path": videos[:3]}), tmp_path / "in.parquet")
-    config = build_config(
-        ClipFramesConfig,
+    config = build_options(
+        ClipFramesOptions,
         {
             "input": str(tmp_path / "in.parquet"),
             "output": str(tmp_path / "out"),

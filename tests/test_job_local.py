@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
 from sparkframes.spark.job import write_table
 from sparkframes.table.delta import TableLocation, vacuum
@@ -47,7 +47,7 @@ def write_input(path: Path, rows: list[dict]) -> str:
 
 
 def run(spark, input_path, output, **flags) -> object:
-    config = build_config(ClipFramesConfig, {"input": input_path, "output": str(output), **flags})
+    config = build_options(ClipFramesOptions, {"input": input_path, "output": str(output), **flags})
     return write_table(spark, config)
 
 

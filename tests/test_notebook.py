@@ -11,7 +11,7 @@ import pytest
 
 from sparkframes import frames_to_numpy, read_frames
 from sparkframes.notebook import clip_array, clip_tensor
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from tests.conftest import oracle_for
 from tests.videos import oracle_select, read_frame_number
@@ -24,8 +24,8 @@ def table_dir(spark, tmp_path_factory, catalog):
         {"video_path": str(catalog["h264_mp4"]), "clip_id": "intro", "start_s": 0.0, "end_s": 2.0}
     ]
     pq.write_table(pa.Table.from_pylist(rows), tmp / "in.parquet")
-    config = build_config(
-        ClipFramesConfig,
+    config = build_options(
+        ClipFramesOptions,
         {
             "input": str(tmp / "in.parquet"),
             "output": str(tmp / "out"),

@@ -26,7 +26,7 @@ from sparkframes.extraction.clip import extract_clip_frames
 from sparkframes.extraction.video import extract_video_frames
 from sparkframes.extraction.worker import IsolatedRunner
 from sparkframes.filesystems import UNKNOWN_STATE, file_states, http_stat, resolve
-from sparkframes.options import VideoFramesConfig, build_config
+from sparkframes.options import VideoFramesOptions, build_options
 from sparkframes.sampling.specs import ExtractionSpec
 from sparkframes.spark.job import write_table
 from sparkframes.table.reader import frames_to_numpy, read_errors, read_frames
@@ -182,8 +182,8 @@ def test_scene_job_reads_videos_from_s3_and_writes_the_table_there(spark, s3, sc
             pq.write_table(table, sink)
         out = f"s3://{BUCKET}/tables/frames"
         # The input in Hadoop's spelling, as Spark-written lakes name it.
-        config = build_config(
-            VideoFramesConfig, {"input": f"s3a://{BUCKET}/tables/videos.parquet", "output": out}
+        config = build_options(
+            VideoFramesOptions, {"input": f"s3a://{BUCKET}/tables/videos.parquet", "output": out}
         )
         first = write_table(spark, config)
         assert (first.videos_processed, first.videos_failed) == (3, 1)
@@ -284,7 +284,7 @@ def test_scene_job_refreshes_an_http_video_when_the_server_says_it_changed(
     local, url = http_video
     pq.write_table(pa.table({"video_path": [url]}), tmp_path / "in.parquet")
     values = {"input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out")}
-    config = build_config(VideoFramesConfig, values)
+    config = build_options(VideoFramesOptions, values)
     first = write_table(spark, config)
     assert (first.videos_processed, first.videos_failed) == (1, 0)
     assert write_table(spark, config).videos_skipped == 1  # unchanged: left alone

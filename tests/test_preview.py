@@ -24,7 +24,7 @@ from PIL import Image
 from sparkframes.decoding.protocol import DecodeStats
 from sparkframes.decoding.source import open_video
 from sparkframes.errors import VideoOpenError
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.table.encodings import decode_frame
 from sparkframes.table.reader import read_table
@@ -61,7 +61,7 @@ def table(spark, catalog, tmp_path_factory) -> Path:
         "target_fps": "2,5",
         "target_res": "48x64",
     }
-    summary = write_table(spark, build_config(ClipFramesConfig, values))
+    summary = write_table(spark, build_options(ClipFramesOptions, values))
     assert summary.videos_failed == 0
     return root / "out"
 
@@ -76,7 +76,7 @@ def native_table(spark, catalog, tmp_path_factory) -> Path:
         "output": str(root / "out"),
         "purpose": "aesthetics",
     }
-    summary = write_table(spark, build_config(ClipFramesConfig, values))
+    summary = write_table(spark, build_options(ClipFramesOptions, values))
     assert summary.videos_failed == 0
     return root / "out"
 
@@ -318,7 +318,7 @@ def test_cli_table_sheets(spark, table, catalog, tmp_path):
     pq.write_table(pa.table({"video_path": [str(catalog["h264_mp4"])]}), tmp_path / "in.pq")
     config = {"input": str(tmp_path / "in.pq"), "output": str(two), "target_res": "24x32"}
     write_table(
-        spark, build_config(ClipFramesConfig, {**config, "purpose": "embeddings,aesthetics"})
+        spark, build_options(ClipFramesOptions, {**config, "purpose": "embeddings,aesthetics"})
     )
     result = _cli(str(two), "--output", str(tmp_path / "x.png"))
     assert result.returncode == 2

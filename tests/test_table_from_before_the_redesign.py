@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from sparkframes.options import ClipFramesConfig, VideoFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, VideoFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.table.reader import read_table
 from tests.cluster import REPO
@@ -97,8 +97,8 @@ def test_an_old_table_refreshes_as_a_no_op_then_redoes_a_changed_video(spark, tm
     before = {v: _rows(out, v) for v in (changed, kept)}
     assert all(t.num_rows > 0 for t in before.values())
 
-    clip = build_config(ClipFramesConfig, {**common, **CLIP_FLAGS})
-    video = build_config(VideoFramesConfig, {**common, **VIDEO_FLAGS})
+    clip = build_options(ClipFramesOptions, {**common, **CLIP_FLAGS})
+    video = build_options(VideoFramesOptions, {**common, **VIDEO_FLAGS})
     for options in (clip, video):
         summary = write_table(spark, options)
         assert (summary.videos_processed, summary.videos_skipped) == (0, 2), summary.line()
@@ -121,12 +121,12 @@ def test_an_old_table_refreshes_as_a_no_op_then_redoes_a_changed_video(spark, tm
     for options in (clip, video):
         write_table(
             spark,
-            build_config(
+            build_options(
                 type(options), {**_flags(options), "input": str(only), "output": str(fresh)}
             ),
         )
     assert redone.equals(_rows(fresh, changed))
 
 
-def _flags(options: ClipFramesConfig | VideoFramesConfig) -> dict[str, str]:
-    return dict(CLIP_FLAGS if isinstance(options, ClipFramesConfig) else VIDEO_FLAGS)
+def _flags(options: ClipFramesOptions | VideoFramesOptions) -> dict[str, str]:
+    return dict(CLIP_FLAGS if isinstance(options, ClipFramesOptions) else VIDEO_FLAGS)

@@ -38,7 +38,7 @@ from sparkframes.decoding.pynvc_decoder import nvdec_refusal
 from sparkframes.decoding.references import REFERENCING, self_contained_demuxers
 from sparkframes.decoding.source import open_container
 from sparkframes.errors import EmptyVideoError, ExternalReferenceError, VideoOpenError
-from sparkframes.options import ClipFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.tools.inspection import inspect_video
 from sparkframes.tools.preview.keyframes import video_contact_sheet
@@ -501,10 +501,10 @@ def test_previews_obey_the_same_rule(escapes, inside, tmp_path, capsys):
 
 def test_the_opt_in_comes_from_the_flag_or_the_config_file(tmp_path):
     base = {"input": "in.parquet", "output": "out"}
-    assert build_config(ClipFramesConfig, base).allow_playlists is False
+    assert build_options(ClipFramesOptions, base).allow_playlists is False
     conf = tmp_path / "c.toml"
     conf.write_text("allow-playlists = true\n")
-    assert build_config(ClipFramesConfig, base, {"allow-playlists": True}).allow_playlists
+    assert build_options(ClipFramesOptions, base, {"allow-playlists": True}).allow_playlists
     for command in ("clip-frames", "video-frames"):
         argv = [command, "--input", "x", "--output", "y"]
         assert parse_run([*argv, "--allow-playlists"])[1].allow_playlists is True

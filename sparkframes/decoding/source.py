@@ -40,7 +40,9 @@ DEFAULT_MAX_PIXELS = 8192 * 8192
 #: FFmpeg's ``skip_loop_filter`` levels (AVDiscard names), least to most skipped. Skipping the
 #: H.264/HEVC deblocking filter makes CPU decoding cheaper and changes pixels slightly; which
 #: frames are output, and their timestamps, do not change. Other codecs ignore it.
-LOOP_FILTER_SKIPS = ("none", "noref", "bidir", "nokey", "all")
+#: No skipping: the default, exact pixels.
+NO_LOOP_FILTER_SKIP = "none"
+LOOP_FILTER_SKIPS = (NO_LOOP_FILTER_SKIP, "noref", "bidir", "nokey", "all")
 
 
 #: What FFmpeg's network protocols (http, https…) raise for a server that is down, slow or
@@ -67,7 +69,7 @@ class VideoSource:
     stream: av.video.stream.VideoStream
     timeline: VideoTimeline | None
     hwaccel: HWAccel | None = None
-    skip_loop_filter: str = "none"
+    skip_loop_filter: str = NO_LOOP_FILTER_SKIP
     local_copy: str | None = None
     owns_copy: bool = False
     allow_playlists: bool = False
@@ -211,7 +213,7 @@ def open_video(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     hwaccel: HWAccel | None = None,
     index: bool = True,
-    skip_loop_filter: str = "none",
+    skip_loop_filter: str = NO_LOOP_FILTER_SKIP,
     local_copy: str | None = None,
     allow_playlists: bool = False,
 ) -> VideoSource:
@@ -341,7 +343,7 @@ def _configure_decoder(
     context = stream.codec_context
     context.thread_type = thread_type
     context.thread_count = max(1, int(threads))
-    if skip_loop_filter != "none":
+    if skip_loop_filter != NO_LOOP_FILTER_SKIP:
         context.options = {**context.options, "skip_loop_filter": skip_loop_filter}
 
 

@@ -17,7 +17,7 @@ from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, SMALL_IMAGE_BYTES
 from sparkframes.decoding.backends import CPU, DecoderChoice, fall_back
 from sparkframes.decoding.protocol import DecoderRefusedError, DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
-from sparkframes.decoding.source import DEFAULT_MAX_PIXELS
+from sparkframes.decoding.source import DEFAULT_MAX_PIXELS, NO_LOOP_FILTER_SKIP
 from sparkframes.errors import FrameExtractionError
 
 #: Frames are handed out in batches of about this many bytes of stored pixels, so memory stays
@@ -34,7 +34,8 @@ class ExtractedFrame(FrameRow):
 
 @dataclass
 class ExtractionReport:
-    """How one video went: counts for the run summary and the errors to record."""
+    """How one video went, the one result type per video: the library's ``extraction.report``,
+    and what a Spark task hands the driver for the run summary and the state."""
 
     video_path: str
     clips: int = 0
@@ -43,6 +44,19 @@ class ExtractionReport:
     decode: DecodeStats = field(default_factory=DecodeStats)
     seconds: float = 0.0
     decoder: str = CPU
+    #: Rows written per purpose (filled where the rows are counted: a Spark task).
+    frames_by_purpose: dict[str, int] = field(default_factory=dict)
+    gpu_address: str | None = None  # what Spark assigned the task, if anything
+
+    @property
+    def failed(self) -> bool:
+        """The whole video failed: errors, and no frame at all."""
+        return bool(self.errors) and not self.frames_output
+
+    @property
+    def retry(self) -> bool:
+        """An error that may pass by itself: the next incremental run tries again."""
+        return any(e.transient for e in self.errors)
 
 
 @dataclass
@@ -58,7 +72,7 @@ class ExtractOptions:
     batch_size: int = 64  # frames per NVDEC batch (pynvc)
     #: Opt-in: skip H.264/HEVC deblocking on the CPU decoder (one of ``LOOP_FILTER_SKIPS``);
     #: cheaper decoding, slightly different pixels, the same frames and timestamps.
-    skip_loop_filter: str = "none"
+    skip_loop_filter: str = NO_LOOP_FILTER_SKIP
     #: The scaler (``resize.RESIZE_FILTERS``): bicubic as the FFmpeg CLI, or the cheaper area.
     resize_filter: str = DEFAULT_RESIZE_FILTER
     #: How the frames are stored when they become Arrow batches (raw, JPEG, PNG).

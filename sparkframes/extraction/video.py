@@ -18,9 +18,13 @@ from sparkframes.decoding.source import open_video, scan_extent
 from sparkframes.errors import DecodeError
 from sparkframes.extraction.base import Extraction, ExtractOptions, Output
 from sparkframes.sampling.spans import derive_clip_id
-from sparkframes.sampling.specs import SCENE_PURPOSE, check_purpose, check_target_res
+from sparkframes.sampling.specs import (
+    DEFAULT_OUTPUT_HW,
+    SCENE_PURPOSE,
+    check_purpose,
+    check_target_res,
+)
 
-DEFAULT_OUTPUT_HW = (27, 48)
 ALL_FRAMES_POLICY = "all"
 #: Scene frames are tiny and many: smaller batches keep memory flat (a 64 MiB batch would be
 #: ten minutes of 27x48 frames held at once).

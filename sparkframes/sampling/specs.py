@@ -13,6 +13,10 @@ from fractions import Fraction
 
 from sparkframes.sampling.spans import to_fraction
 
+#: The purpose of clip frames when none is given.
+DEFAULT_PURPOSE = "embeddings"
+#: Every-frame extraction's size, (height, width): what TransNetV2 takes.
+DEFAULT_OUTPUT_HW = (27, 48)
 #: The purpose of every-frame extraction (``video-frames``), kept apart from sampled clips.
 SCENE_PURPOSE = "scene"
 #: Default sampling rates per known purpose. ``scene`` has none: it takes every frame.

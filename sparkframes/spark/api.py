@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig, build_config
+from sparkframes.options import ClipFramesOptions, CommonOptions, VideoFramesOptions, build_options
 from sparkframes.spark import planning
 from sparkframes.spark.job import write_table
 from sparkframes.spark.resources import default_parallelism, stage_profile
@@ -35,13 +35,13 @@ def clip_frames(videos: DataFrame, **options: Any) -> DataFrame:
     nothing runs until an action asks for rows. A video that cannot be extracted gives no rows
     (its errors go to the executor's log); ``write_clip_frames`` keeps them in an errors table.
     """
-    return _frames(videos, _options(ClipFramesConfig, options))
+    return _frames(videos, _options(ClipFramesOptions, options))
 
 
 def video_frames(videos: DataFrame, **options: Any) -> DataFrame:
     """Every frame of each video at ``output_hw`` (27x48 by default), one row per frame, lazily;
     ``purpose`` is ``scene``. See ``clip_frames``."""
-    return _frames(videos, _options(VideoFramesConfig, options))
+    return _frames(videos, _options(VideoFramesOptions, options))
 
 
 def write_clip_frames(
@@ -58,7 +58,7 @@ def write_clip_frames(
     ``output`` the frames table (a path or URI). Returns the run's summary (``.as_dict()`` for
     JSON). ``mode="overwrite"`` replaces the table's content.
     """
-    return _write(ClipFramesConfig, videos, output, mode, spark, options, "clip-frames")
+    return _write(ClipFramesOptions, videos, output, mode, spark, options, "clip-frames")
 
 
 def write_video_frames(
@@ -70,18 +70,18 @@ def write_video_frames(
     **options: Any,
 ) -> RunSummary:
     """The incremental, committed table write of ``sparkframes video-frames``."""
-    return _write(VideoFramesConfig, videos, output, mode, spark, options, "video-frames")
+    return _write(VideoFramesOptions, videos, output, mode, spark, options, "video-frames")
 
 
-def _options(cls: type, options: dict[str, Any], **paths: str) -> CommonConfig:
+def _options(cls: type, options: dict[str, Any], **paths: str) -> CommonOptions:
     """The options object for keyword arguments, validated (a bad value raises ValueError)."""
     refused = sorted(set(options) & set(_NOT_OPTIONS))
     if refused:
         raise ValueError(f"{', '.join(refused)}: not an option of this call")
-    return build_config(cls, {**options, **paths})
+    return build_options(cls, {**options, **paths})
 
 
-def _frames(videos: DataFrame, config: CommonConfig) -> DataFrame:
+def _frames(videos: DataFrame, config: CommonOptions) -> DataFrame:
     rows = planning.input_rows(videos, "the videos DataFrame")
     spark = videos.sparkSession
     profile = stage_profile(

@@ -25,7 +25,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sparkframes.options import CommonConfig
+from sparkframes.options import CommonOptions
 from sparkframes.spark import planning
 from sparkframes.spark.inputs import read_input
 from sparkframes.spark.progress import ProgressLine
@@ -43,7 +43,7 @@ def new_run_id() -> str:
 
 
 def write_table(
-    spark: SparkSession, config: CommonConfig, videos: DataFrame | None = None
+    spark: SparkSession, config: CommonOptions, videos: DataFrame | None = None
 ) -> RunSummary:
     """One incremental (or overwriting) table write of ``config``'s command; see the module
     docstring. ``videos`` is a DataFrame with the input table's columns; None reads
@@ -89,7 +89,7 @@ def write_table(
 
 def _extract(
     spark: SparkSession,
-    config: CommonConfig,
+    config: CommonOptions,
     decided: DataFrame,
     todo: int,
     run_id: str,
@@ -158,7 +158,7 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub("***@", text)
 
 
-def _metadata(command: str, config: CommonConfig, summary: RunSummary) -> dict:
+def _metadata(command: str, config: CommonOptions, summary: RunSummary) -> dict:
     """What a run's commits carry besides the run id: enough to tell from the table's history
     which run made a version, how it was asked and what it did."""
     # The table's history is readable by anyone who reads the table: no credentials in it.

@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from sparkframes.filesystems import UNKNOWN_STATE, file_states
-from sparkframes.options import CommonConfig
+from sparkframes.options import CommonOptions
 from sparkframes.sampling.spans import ClipSpan, clips_of_rows, span_of_row
 from sparkframes.spark.inputs import check_columns, spark_kind
 from sparkframes.spark.request_keys import unit_keys_of
@@ -85,7 +85,7 @@ def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
     return clips_of_rows(span_of_row(s["start_s"], s["end_s"], s["clip_id"]) for s in (spans or []))
 
 
-def planned_units(videos: DataFrame, config: CommonConfig) -> DataFrame:
+def planned_units(videos: DataFrame, config: CommonOptions) -> DataFrame:
     """Per (video, purpose) on the executors: the file's size and mtime, and the request key."""
 
     def plan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

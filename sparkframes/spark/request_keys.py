@@ -14,7 +14,8 @@ import json
 from collections.abc import Callable
 
 from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER
-from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.decoding.source import NO_LOOP_FILTER_SKIP
+from sparkframes.options import ClipFramesOptions, CommonOptions, VideoFramesOptions
 from sparkframes.sampling.spans import ClipSpan, FixedStride, is_whole_video
 from sparkframes.sampling.specs import ExtractionSpec
 
@@ -53,11 +54,11 @@ def _invalid(clip: ClipSpan) -> list[str]:
     return [] if clip.invalid is None else [clip.invalid]
 
 
-def _pixels_doc(config: CommonConfig) -> dict:
+def _pixels_doc(config: CommonOptions) -> dict:
     """The settings that change what is stored (the decoder's loop filter, the scaler, the
     frame encoding, whether playlists may be opened); empty with the defaults."""
     doc: dict = {}
-    if config.skip_loop_filter != "none":
+    if config.skip_loop_filter != NO_LOOP_FILTER_SKIP:
         doc["skip_loop_filter"] = config.skip_loop_filter
     if config.resize_filter != DEFAULT_RESIZE_FILTER:
         doc["resize_filter"] = config.resize_filter
@@ -74,17 +75,17 @@ def _with_pixels(key: str, pixels: dict) -> str:
 UnitKeys = Callable[[tuple[ClipSpan, ...] | None], dict[str, str]]
 
 
-def unit_keys_of(config: CommonConfig) -> UnitKeys:
+def unit_keys_of(config: CommonOptions) -> UnitKeys:
     """A function from one video's clips (None: whole video / stride) to its purpose -> request
     key. What does not depend on the video is worked out once, here: planning calls the
     function for every video of the input."""
     pixels = _pixels_doc(config)
-    if isinstance(config, VideoFramesConfig):
+    if isinstance(config, VideoFramesOptions):
         fixed = {
             config.purpose: _with_pixels(fingerprint({"output_hw": list(config.output_hw)}), pixels)
         }
         return lambda _clips: dict(fixed)
-    assert isinstance(config, ClipFramesConfig)
+    assert isinstance(config, ClipFramesOptions)
     stride, specs = config.stride(), config.specs()
     whole = {s.purpose: _with_pixels(request_key(s, None, stride), pixels) for s in specs}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -81,15 +80,22 @@ def _jvm_logging(level: str | None) -> Iterator[None]:
 
 #: Lines the JVM itself prints at start that no log4j setting reaches: Spark's launcher always
 #: adds ``--add-modules=jdk.incubator.vector``, and the JVM announces that on stderr.
-_JVM_NOISE = re.compile(rb"^WARNING: Using incubator modules: ")
+_JVM_NOISE = b"WARNING: Using incubator modules: "
 
 
 def _forward_stderr(stream: IO[bytes]) -> None:
-    """Copy the JVM's stderr to ours line by line, less ``_JVM_NOISE``, until the JVM exits."""
-    for line in stream:
-        if not _JVM_NOISE.match(line):
+    """Copy the JVM's stderr to ours as it comes, less the lines that start with
+    ``_JVM_NOISE``, until the JVM exits. Output without a newline (Spark's progress bar
+    redraws its line with ``\r``) is passed on at once unless it may be the start of one."""
+    pending = b""
+    while chunk := stream.read1(1 << 16):
+        *lines, pending = (pending + chunk).split(b"\n")
+        out = b"".join(line + b"\n" for line in lines if not line.startswith(_JVM_NOISE))
+        if not (_JVM_NOISE.startswith(pending) or pending.startswith(_JVM_NOISE)):
+            out, pending = out + pending, b""
+        if out:
             with contextlib.suppress(OSError):
-                os.write(2, line)
+                os.write(2, out)
 
 
 def _start_local_jvm(conf: SparkConf) -> SparkContext:

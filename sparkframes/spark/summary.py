@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from sparkframes.spark.tasks import VideoOutcome
+from sparkframes.extraction.base import ExtractionReport
 
 
 @dataclass
@@ -74,14 +74,14 @@ class RunSummary:
             "units_lost": self.units_lost,
         }
 
-    def add(self, outcomes: list[VideoOutcome]) -> None:
-        """Count the outcomes of one task's videos."""
-        for o in outcomes:
+    def add(self, reports: list[ExtractionReport]) -> None:
+        """Count the reports of one task's videos."""
+        for o in reports:
             self.videos_processed += 1
             self.videos_failed += int(o.failed)
             self.clips += o.clips
-            self.errors += o.errors
-            self.frames_decoded += o.frames_decoded
+            self.errors += len(o.errors)
+            self.frames_decoded += o.decode.frames_decoded
             self.decoders[o.decoder] = self.decoders.get(o.decoder, 0) + 1
             if o.gpu_address is not None:
                 self.gpu_addresses.add(o.gpu_address)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
-from sparkframes.errors import InternalError, MissingVideoPathError
-from sparkframes.extraction.base import Extraction, ExtractOptions
+from sparkframes.errors import FrameExtractionError, InternalError, MissingVideoPathError
+from sparkframes.extraction.base import Extraction, ExtractionReport, ExtractOptions
 from sparkframes.extraction.clip import extract_clip_frames
 from sparkframes.extraction.video import extract_video_frames
 from sparkframes.extraction.worker import IsolatedRunner
-from sparkframes.options import ClipFramesConfig, CommonConfig, VideoFramesConfig
+from sparkframes.options import ClipFramesOptions, CommonOptions, VideoFramesOptions
 from sparkframes.sampling.spans import WHOLE_VIDEO, ClipSpan
 from sparkframes.spark.planning import spans_to_clips
 from sparkframes.spark.progress import write_progress
@@ -71,29 +71,13 @@ class VideoWork:
 
 
 @dataclass
-class VideoOutcome:
-    """Per-video counts for the driver's run summary."""
-
-    video_path: str
-    clips: int = 0
-    frames_by_purpose: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
-    failed: bool = False  # the whole video failed (no clip produced frames)
-    retry: bool = False  # an error that may pass: the next incremental run tries again
-    seconds: float = 0.0
-    frames_decoded: int = 0
-    decoder: str = "ffmpeg_cpu"
-    gpu_address: str | None = None  # what Spark assigned the task, if anything
-
-
-@dataclass
 class TaskResult:
     """What one task attempt hands the driver: its files and unit states, per-video counts, and
     the decoder that could not run under ``no_fallback`` (then the attempt wrote nothing that
     counts, and the driver fails the run with it)."""
 
     attempt: AttemptResult = field(default_factory=AttemptResult)
-    videos: list[VideoOutcome] = field(default_factory=list)
+    videos: list[ExtractionReport] = field(default_factory=list)
     unavailable: DecoderUnavailableError | None = None
 
 
@@ -107,18 +91,18 @@ class TaskSettings:
 
     run_id: str
     output: str  # the table, as the user gave it (each executor resolves it itself)
-    options: CommonConfig
+    options: CommonOptions
     progress_dir: str | None = None  # local runs: where tasks leave their counts
 
 
-def purposes_of(options: CommonConfig) -> list[str]:
+def purposes_of(options: CommonOptions) -> list[str]:
     """The purposes a run's options ask for."""
-    if isinstance(options, ClipFramesConfig):
+    if isinstance(options, ClipFramesOptions):
         return list(dict.fromkeys(options.purpose))
     return [options.purpose]
 
 
-def extract_options(options: CommonConfig) -> ExtractOptions:
+def extract_options(options: CommonOptions) -> ExtractOptions:
     """How this task decodes: the run's options, the task's cpus, the GPU Spark assigned."""
     from sparkframes.spark.resources import assigned_gpu
 
@@ -151,28 +135,28 @@ def run_partition(
     )
     _, gpu_address = assigned_gpu()
     task = TaskResult()
-    result, outcomes = task.attempt, task.videos
+    result = task.attempt
     counts = {"videos": 0, "frames": 0, "errors": 0}
     try:
         options = extract_options(settings.options)
         with isolation(settings.options) as runner:
             for work in works:
-                outcome = VideoOutcome(work.video_path, gpu_address=gpu_address)
-                errors: list[BaseException] = []
-                batches = _batches(work, settings.options, options, outcome, errors, runner)
-                for purpose, batch in batches:
+                report = ExtractionReport(work.video_path, gpu_address=gpu_address)
+                for purpose, batch in _batches(work, settings.options, options, report, runner):
                     writer.write_frames(purpose, batch, work.video_path)
-                for purpose in work.purposes if errors else []:
-                    batch = errors_to_batch(errors, work.video_path, settings.run_id, purpose)
+                for purpose in work.purposes if report.errors else []:
+                    batch = errors_to_batch(
+                        report.errors, work.video_path, settings.run_id, purpose
+                    )
                     writer.write_errors(purpose, batch, work.video_path)
                 writer.end_video()
-                outcomes.append(outcome)
+                task.videos.append(report)
                 if settings.progress_dir:
                     counts["videos"] += 1
-                    counts["frames"] += sum(outcome.frames_by_purpose.values())
-                    counts["errors"] += int(outcome.errors > 0)
+                    counts["frames"] += report.frames_output
+                    counts["errors"] += int(bool(report.errors))
                     write_progress(settings.progress_dir, partition_id, attempt, counts)
-                result.units.extend(_unit_states(work, outcome))
+                result.units.extend(_unit_states(work, report))
         result.frame_files, result.error_files = writer.close()
     except DecoderUnavailableError as exc:  # --no-fallback: the driver fails the run with it
         writer.abort()
@@ -183,7 +167,7 @@ def run_partition(
     return task
 
 
-def _unit_states(work: VideoWork, outcome: VideoOutcome) -> list[UnitState]:
+def _unit_states(work: VideoWork, report: ExtractionReport) -> list[UnitState]:
     """What this attempt records in the state for each of the video's purposes."""
     return [
         UnitState(
@@ -192,18 +176,16 @@ def _unit_states(work: VideoWork, outcome: VideoOutcome) -> list[UnitState]:
             work.size,
             work.mtime_ns,
             request_key,
-            frames=outcome.frames_by_purpose.get(purpose, 0),
-            errors=outcome.errors,
-            transient_failures=(
-                work.transient_failures.get(purpose, 0) + 1 if outcome.retry else 0
-            ),
+            frames=report.frames_by_purpose.get(purpose, 0),
+            errors=len(report.errors),
+            transient_failures=(work.transient_failures.get(purpose, 0) + 1 if report.retry else 0),
         )
         for purpose, request_key in work.request_keys.items()
     ]
 
 
-def _extraction(work: VideoWork, options: CommonConfig, extract: ExtractOptions) -> Extraction:
-    if isinstance(options, VideoFramesConfig):
+def _extraction(work: VideoWork, options: CommonOptions, extract: ExtractOptions) -> Extraction:
+    if isinstance(options, VideoFramesOptions):
         return extract_video_frames(
             work.video_path, options.output_hw, purpose=options.purpose, options=extract
         )
@@ -213,7 +195,7 @@ def _extraction(work: VideoWork, options: CommonConfig, extract: ExtractOptions)
     )
 
 
-def isolation(options: CommonConfig) -> contextlib.AbstractContextManager[IsolatedRunner | None]:
+def isolation(options: CommonOptions) -> contextlib.AbstractContextManager[IsolatedRunner | None]:
     """The task's runner of isolated extractions (its worker process starts with the first
     video and is stopped when the task ends), or None with ``video_timeout_s`` 0."""
     return IsolatedRunner() if options.video_timeout_s > 0 else contextlib.nullcontext()
@@ -221,20 +203,18 @@ def isolation(options: CommonConfig) -> contextlib.AbstractContextManager[Isolat
 
 def _batches(
     work: VideoWork,
-    options: CommonConfig,
+    options: CommonOptions,
     extract: ExtractOptions,
-    outcome: VideoOutcome,
-    errors: list[BaseException],
+    report: ExtractionReport,
     runner: IsolatedRunner | None,
 ) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """One video's (purpose, batch) as they come, filling ``outcome`` and ``errors`` (the
-    errors to record) by the end. A failure costs this video only (``--no-fallback`` aside).
-    With a ``runner`` the video is extracted in its worker, under ``video_timeout_s``."""
+    """One video's (purpose, batch) as they come; ``report`` says how it went by the end. A
+    failure costs this video only (``--no-fallback`` aside). With a ``runner`` the video is
+    extracted in its worker, under ``video_timeout_s``."""
     if not work.video_path:  # input rows without a path: an error row each, nothing to open
-        errors.extend(
+        report.errors.extend(
             MissingVideoPathError(clip_id=c.clip_id) for c in (work.clips or [WHOLE_VIDEO])
         )
-        outcome.errors, outcome.failed = len(errors), True
         return
     extraction = _extraction(work, options, extract)
     batches = (
@@ -242,26 +222,21 @@ def _batches(
         if runner is not None
         else extraction.record_batches()
     )
-    failure: list[BaseException] = []
+    failure: list[FrameExtractionError] = []
+    counted = report.frames_by_purpose
     try:
         for purpose, batch in batches:
-            outcome.frames_by_purpose[purpose] = (
-                outcome.frames_by_purpose.get(purpose, 0) + batch.num_rows
-            )
+            counted[purpose] = counted.get(purpose, 0) + batch.num_rows
             yield purpose, batch
     except DecoderUnavailableError:
         raise  # --no-fallback: the run must fail, loudly
     except Exception as exc:  # a bug or resource error must cost one video, not the task
         failure.append(InternalError.from_exception(work.video_path, exc))
-    report = extraction.report
-    errors.extend([*report.errors, *failure])
-    outcome.clips = report.clips
-    outcome.errors = len(errors)
-    outcome.failed = bool(errors) and not outcome.frames_by_purpose
-    outcome.retry = any(getattr(e, "transient", False) for e in errors)
-    outcome.seconds = report.seconds
-    outcome.frames_decoded = report.decode.frames_decoded
-    outcome.decoder = report.decoder
+    # The extraction's own report (the worker's, when isolated), with what was counted here.
+    done = extraction.report
+    report.clips, report.decode, report.seconds = done.clips, done.decode, done.seconds
+    report.decoder, report.frames_output = done.decoder, sum(counted.values())
+    report.errors = [*done.errors, *failure]
 
 
 def _task_cpus() -> int:
@@ -293,7 +268,7 @@ def files_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
     return run
 
 
-def frames_function(options: CommonConfig) -> Callable[[Iterator], Iterator]:
+def frames_function(options: CommonOptions) -> Callable[[Iterator], Iterator]:
     """What ``mapInArrow`` runs for the lazy frames DataFrame: videos in, their frames out, with
     their purpose, batch by batch as they are extracted. A video that fails gives no rows (its
     errors go to the task's log)."""
@@ -306,14 +281,13 @@ def frames_function(options: CommonConfig) -> Callable[[Iterator], Iterator]:
         with isolation(options) as runner:
             for row in _rows(batches):
                 work = VideoWork.from_row(row, purposes)
-                errors: list[BaseException] = []
-                outcome = VideoOutcome(work.video_path)
-                for purpose, batch in _batches(work, options, extract, outcome, errors, runner):
+                report = ExtractionReport(work.video_path)
+                for purpose, batch in _batches(work, options, extract, report, runner):
                     column = pa.array([purpose] * batch.num_rows, pa.string())
                     yield pa.RecordBatch.from_arrays(
                         [*batch.columns, column], schema=FRAMES_TABLE_SCHEMA
                     )
-                for error in errors:
+                for error in report.errors:
                     logging.getLogger("sparkframes").warning("%s: %s", type(error).__name__, error)
 
     return run

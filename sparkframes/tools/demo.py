@@ -48,7 +48,7 @@ def make_sample_video(
 
 def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") -> int:
     """Sample video -> input table -> clip-frames job (2 fps, 224x224) -> summary + read back."""
-    from sparkframes.options import ClipFramesConfig, build_config
+    from sparkframes.options import ClipFramesOptions, build_options
     from sparkframes.spark.job import write_table
     from sparkframes.spark.session import get_session
     from sparkframes.table.reader import frames_to_numpy, read_frames
@@ -57,8 +57,8 @@ def run_demo(workdir: str, master: str | None = None, log_level: str = "ERROR") 
     video = make_sample_video(root / "sample.mp4")
     pq.write_table(pa.table({"video_path": [str(video)]}), root / "input.parquet")
     out = root / "frames"
-    config = build_config(
-        ClipFramesConfig,
+    config = build_options(
+        ClipFramesOptions,
         {
             "input": str(root / "input.parquet"),
             "output": str(out),
