@@ -27,7 +27,7 @@ from sparkframes.options import (
     build_options,
     load_toml,
 )
-from sparkframes.table.delta import DEFAULT_RETENTION_HOURS
+from sparkframes.table.maintenance import DEFAULT_RETENTION_HOURS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -185,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         "must be longer than any run or reader in progress",
     )
     vacuum.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    optimize = sub.add_parser(
+        "optimize", help="compact a frames table's small files (refreshes stay exact after it)"
+    )
+    optimize.add_argument("table", help="frames table folder (or URI)")
+    optimize.add_argument(
+        "--z-order",
+        action="store_true",
+        help="also cluster the frames by video_path (a rewrite of the whole table)",
+    )
     inspect = sub.add_parser("inspect", help="what the decoder sees in one video (no Spark)")
     inspect.add_argument("video", help="video file")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -350,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _inspect(build_parser().parse_args(argv))
     if argv[:1] == ["vacuum"]:
         return _vacuum(build_parser().parse_args(argv))
+    if argv[:1] == ["optimize"]:
+        return _optimize(build_parser().parse_args(argv))
     try:
         command, config, args = parse_run(argv)
     except ValueError as exc:
@@ -470,7 +481,8 @@ def _vacuum(args: argparse.Namespace) -> int:
     """Delete (or list) the files no retained version of the three tables reads."""
     from deltalake.exceptions import DeltaError
 
-    from sparkframes.table.delta import TableLocation, vacuum
+    from sparkframes.table.delta import TableLocation
+    from sparkframes.table.maintenance import vacuum
 
     if args.retention_hours < 0:
         print("sparkframes: --retention-hours must be >= 0", file=sys.stderr)
@@ -489,6 +501,25 @@ def _vacuum(args: argparse.Namespace) -> int:
         print(f"{table}: {verb} {len(files)} files")
         for f in files if args.dry_run else []:
             print(f"  {f}")
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    """Compact the three tables; one line per table that changed."""
+    from deltalake.exceptions import DeltaError
+
+    from sparkframes.table.maintenance import optimize
+
+    try:
+        metrics = optimize(args.table, z_order=args.z_order)
+    except (ValueError, OSError, DeltaError) as exc:
+        print(f"sparkframes: {args.table}: {exc}", file=sys.stderr)
+        return 2
+    if not metrics:
+        print(f"sparkframes: {args.table}: no frames table here", file=sys.stderr)
+        return 2
+    for table, m in metrics.items():
+        print(f"{table}: {m['numFilesRemoved']} files compacted into {m['numFilesAdded']}")
     return 0
 
 

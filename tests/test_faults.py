@@ -25,7 +25,8 @@ from sparkframes.extraction.worker import IsolatedRunner
 from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.job import write_table
 from sparkframes.spark.summary import exit_code
-from sparkframes.table.delta import TableLocation, vacuum
+from sparkframes.table.delta import TableLocation
+from sparkframes.table.maintenance import vacuum
 from sparkframes.table.reader import read_errors, read_table
 from sparkframes.table.state import MAX_TRANSIENT_TRIES
 from tests.cluster import REPO, SPARK_HOME, spark_env

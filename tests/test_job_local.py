@@ -18,7 +18,8 @@ from deltalake import DeltaTable
 from sparkframes.options import ClipFramesOptions, build_options
 from sparkframes.spark.inputs import InputSchemaError, _read_with_spark, read_input
 from sparkframes.spark.job import write_table
-from sparkframes.table.delta import TableLocation, vacuum
+from sparkframes.table.delta import TableLocation
+from sparkframes.table.maintenance import vacuum
 from sparkframes.table.reader import (
     frames_to_numpy,
     read_errors,

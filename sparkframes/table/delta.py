@@ -93,6 +93,9 @@ STATE = TableKind(
     "state", STATE_DIR, STATE_SCHEMA, STATE_SCHEMA, (), SMALL_PARQUET_OPTIONS, compact=True
 )
 COMPACT_AFTER = 32
+#: Every table gets a checkpoint every 100 commits (delta-rs makes it after the commit), so a
+#: reader replays at most that many JSON commits. Delta's default, written down.
+TABLE_PROPERTIES = {"delta.checkpointInterval": "100"}
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ def ensure_table(loc: TableLocation, kind: TableKind) -> DeltaTable:
             partition_by=list(kind.partition_by) or None,
             mode="ignore",
             name=f"sparkframes {kind.name}",
+            configuration=TABLE_PROPERTIES,
             storage_options=loc.storage_options,
         )
     except (CommitFailedError, DeltaError) as exc:
@@ -453,30 +457,3 @@ def committed_version(dt: DeltaTable, run_id: str) -> int | None:
         if (entry.get("sparkframes") or {}).get("run_id") == run_id:
             return int(entry["version"])
     return None
-
-
-#: How long vacuum keeps files no version needs any more, unless told otherwise: Delta's own
-#: default (``delta.deletedFileRetentionDuration``), long enough for any reader or run going on.
-DEFAULT_RETENTION_HOURS = 168
-
-
-def vacuum(
-    loc: TableLocation, retention_hours: int = DEFAULT_RETENTION_HOURS, *, dry_run: bool = False
-) -> dict[str, list[str]]:
-    """Delete files that no version from the last ``retention_hours`` reads, per table: files
-    superseded by later runs, and files that attempts or runs wrote and never committed (a
-    killed task, a lost speculative twin, a killed driver). Earlier versions whose files are
-    gone can no longer be read."""
-    removed: dict[str, list[str]] = {}
-    for kind in (FRAMES, ERRORS, STATE):
-        try:
-            dt = open_table(loc, kind)
-        except TableNotFoundError:
-            continue
-        removed[kind.name] = dt.vacuum(
-            retention_hours=retention_hours,
-            dry_run=dry_run,
-            enforce_retention_duration=False,
-            full=True,
-        )
-    return removed
