@@ -27,6 +27,7 @@ from sparkframes.filesystems import UNKNOWN_STATE, file_states
 from sparkframes.options import CommonOptions
 from sparkframes.sampling.spans import ClipSpan, clips_of_rows, span_of_row
 from sparkframes.spark.inputs import check_columns, spark_kind
+from sparkframes.spark.partition_keys import partition_keys
 from sparkframes.spark.request_keys import unit_keys_of
 from sparkframes.table.schema import STATE_SCHEMA
 from sparkframes.table.state import MAX_TRANSIENT_TRIES
@@ -157,8 +158,15 @@ def counts(decided: DataFrame) -> tuple[int, int]:
 
 
 def works(decided: DataFrame, partitions: int) -> DataFrame:
-    """The out-of-date units grouped per video, spread over ``partitions`` tasks: videos in
-    decreasing file size are dealt to the tasks in turn, so long and short ones even out."""
+    """The out-of-date units grouped per video, spread over ``partitions`` tasks so that long
+    and short videos even out, in one shuffle and with no step on a single partition.
+
+    The videos are hashed into ``partitions`` groups; within each group, in decreasing file
+    size, they are dealt to the tasks in turn, group g starting at task g: with many videos per
+    task every task gets its share of each group's large and small videos, and with few videos
+    this is plain hashing. Task t then lands in partition t exactly (``partition_keys``), and within
+    a task the largest videos go first, so its tail is short videos.
+    """
     per_video = (
         decided.where("todo")
         .groupBy("video_path")
@@ -174,9 +182,9 @@ def works(decided: DataFrame, partitions: int) -> DataFrame:
             ),
         )
     )
-    # One window over all the videos (a single key, said outright: these rows are small).
-    everything = Window.partitionBy(F.lit(0)).orderBy(F.desc("video_size"), "video_path")
-    rank = F.row_number().over(everything) - 1
-    dealt = per_video.withColumn("task", (rank % partitions).cast("int"))
-    # Within a task the largest videos go first, so the task's tail is short videos.
-    return dealt.repartitionByRange(partitions, "task").sortWithinPartitions(F.desc("video_size"))
+    group = F.pmod(F.xxhash64("video_path"), F.lit(partitions))
+    in_group = Window.partitionBy(group).orderBy(F.desc("video_size"), "video_path")
+    task = F.pmod(F.row_number().over(in_group) - 1 + group, F.lit(partitions))
+    keys = F.array(*(F.lit(k) for k in partition_keys(partitions)))
+    dealt = per_video.withColumn("task", F.element_at(keys, (task + 1).cast("int")))
+    return dealt.repartition(partitions, "task").sortWithinPartitions(F.desc("video_size"))
