@@ -155,10 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument(
         "--policy",
         choices=POLICIES,
-        help="frames at the rates, or one frame per clip",
+        help="frames at the rates, N frames spread evenly (uniform), or one frame per clip",
     )
     clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1)")
     clip.add_argument("--min-frames", type=int, help="at least N frames per sequence clip")
+    clip.add_argument(
+        "--num-frames", type=int, help="with --policy uniform: exactly N frames per clip"
+    )
     clip.add_argument("--clip-len-s", help="fixed-stride clip length in seconds")
     clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
     clip.add_argument("--min-clip-len-s", help="drop stride clips shorter than this")

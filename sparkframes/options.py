@@ -199,6 +199,7 @@ class ClipFramesOptions(CommonOptions):
     policy: str = Policy.SEQUENCE.value
     target_res: tuple[int, int] = NATIVE
     min_frames: int = 0
+    num_frames: int = 0  # with --policy uniform: frames per clip
     clip_len_s: Fraction | None = None
     clip_stride_s: Fraction | None = None
     min_clip_len_s: Fraction = Fraction(0)
@@ -214,6 +215,7 @@ class ClipFramesOptions(CommonOptions):
                 policy=Policy(self.policy),
                 target_res=self.target_res,
                 min_frames=self.min_frames,
+                num_frames=self.num_frames,
             )
             for p in dict.fromkeys(self.purpose)
         ]
@@ -250,11 +252,19 @@ class ClipFramesOptions(CommonOptions):
                 f"--purpose {SCENE_PURPOSE}: every frame of the video is what "
                 "`sparkframes video-frames` writes; clip-frames would replace its rows"
             )
+        if Policy(self.policy) is Policy.UNIFORM:
+            if self.num_frames < 1:
+                raise ValueError("--policy uniform needs --num-frames N (N >= 1)")
+        else:
+            _refuse_ignored(
+                [("--num-frames", self.num_frames != 0)],
+                f"only with --policy uniform, not --policy {self.policy}",
+            )
         if Policy(self.policy) is not Policy.SEQUENCE:
             # first/middle/last take one frame per clip: a rate or a frame count would be ignored.
             _refuse_ignored(
                 [("--target-fps", bool(self.target_fps)), ("--min-frames", self.min_frames != 0)],
-                f"only with --policy sequence; --policy {self.policy} takes one frame per clip",
+                f"only with --policy sequence; --policy {self.policy} does not sample at a rate",
             )
         self.specs()
         self.stride()

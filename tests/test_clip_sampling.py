@@ -245,3 +245,35 @@ def test_unopenable_files_are_typed_errors(tmp_path):
         (error,) = report.errors
         assert isinstance(error, VideoOpenError)
         assert str(path) in str(error) and cause in str(error)
+
+
+def oracle_uniform(video, start_s, end_s, n):
+    """Brute-force ``uniform``: the nearest in-span frame to each centre of N equal parts."""
+    start, end = max(F(start_s), F(0)), min(F(end_s), video.end_s)
+    candidates = [f for f in video.frames if start <= f.pts_s < end]
+    centres = [start + (2 * k + 1) * (end - start) / (2 * n) for k in range(n)]
+    return [min(candidates, key=lambda f, t=t: (abs(f.pts_s - t), f.pts_s)) for t in centres]
+
+
+@pytest.mark.parametrize("name", VIDEO_NAMES)
+def test_uniform_takes_exactly_n_frames_at_the_centres_of_equal_parts(catalog, name):
+    path = catalog[name]
+    oracle = oracle_for(path)
+    # The whole video, a part starting off the first frame, and a clip with fewer than 8 frames.
+    spans = [ClipSpan(F(0), None, "whole"), ClipSpan(F(1, 3), F(7, 5), "part")]
+    spans.append(ClipSpan(F(1, 2), F(1, 2) + F(1, 10), "short"))
+    rows, report = extract(
+        path, [ExtractionSpec("embeddings", policy="uniform", num_frames=8)], spans
+    )
+    got_clips = {r.clip_id for r in rows}
+    for clip in spans:
+        if clip.clip_id not in got_clips:  # a span that holds no frame: an error row instead
+            assert any(e.clip_id == clip.clip_id for e in report.errors)
+            continue
+        end = min(clip.end_s if clip.end_s is not None else BIG, oracle.end_s)
+        mine = sorted((r for r in rows if r.clip_id == clip.clip_id), key=lambda r: r.frame_index)
+        assert [r.frame_index for r in mine] == list(range(8))  # exactly N, always
+        assert {r.target_fps for r in mine} == {8 / (end - clip.start_s)}
+        assert {r.policy for r in mine} == {"uniform"}
+        want = oracle_uniform(oracle, clip.start_s, end, 8)
+        assert numbers(mine, oracle.rotation) == expected(want)

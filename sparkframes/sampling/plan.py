@@ -125,6 +125,15 @@ def _plan_clip(
     span: range,
     spec: ExtractionSpec,
 ) -> None:
+    if spec.policy is Policy.UNIFORM:
+        # N equal parts of the clamped span, each sampled at its centre: t_k = start +
+        # (k + 1/2) D / N; a clip with fewer than N frames repeats some (a model gets N).
+        n, length = spec.num_frames, clip.duration_s
+        for k in range(n):
+            t = clip.start_s + (2 * k + 1) * length / (2 * n)
+            position = nearest_frame(timeline.pts, span, timeline.to_pts(t))
+            plan.requests[position].append(FrameRequest(clip, spec, n / length, k))
+        return
     if spec.policy is not Policy.SEQUENCE:
         position = policy_frame(span, spec.policy)
         plan.requests[position].append(FrameRequest(clip, spec, None, 0))

@@ -38,6 +38,7 @@ class Policy(StrEnum):
     FIRST = "first"
     MIDDLE = "middle"
     LAST = "last"
+    UNIFORM = "uniform"  # exactly num_frames per clip, at the centres of equal parts
 
 
 def check_purpose(purpose: str) -> str:
@@ -62,7 +63,8 @@ class ExtractionSpec:
     """One purpose's request for every clip of a video.
 
     ``target_fps`` empty means the purpose's default rates. ``min_frames`` raises the rate of a
-    ``sequence`` clip that would get fewer samples (exactly N at N / duration).
+    ``sequence`` clip that would get fewer samples (exactly N at N / duration). ``num_frames``
+    is how many frames ``uniform`` takes from every clip.
     """
 
     purpose: str
@@ -70,6 +72,7 @@ class ExtractionSpec:
     policy: Policy = Policy.SEQUENCE
     target_res: tuple[int, int] = NATIVE
     min_frames: int = 0
+    num_frames: int = 0
     rates: tuple[Fraction, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +81,11 @@ class ExtractionSpec:
         object.__setattr__(self, "target_res", check_target_res(self.target_res))
         if self.min_frames < 0:
             raise ValueError(f"min_frames must be >= 0, got {self.min_frames}")
+        if (self.policy is Policy.UNIFORM) != (self.num_frames > 0) or self.num_frames < 0:
+            raise ValueError(
+                f"num_frames ({self.num_frames}) must be >= 1 with policy uniform, and 0 with "
+                f"any other policy ({self.policy})"
+            )
         explicit = tuple(to_fraction(r) for r in self.target_fps)
         object.__setattr__(self, "target_fps", explicit)
         rates = explicit or PURPOSE_DEFAULT_FPS.get(self.purpose, ())

@@ -47,6 +47,8 @@ def request_key(
             stride.limit_clips,
         ],
     }
+    if spec.num_frames:  # only where asked: the keys of earlier tables stay as they were
+        doc["num_frames"] = spec.num_frames
     return fingerprint(doc)
 
 
