@@ -48,7 +48,7 @@ def _videos(spark, catalog, names=VIDEOS):
 def test_clip_frames_is_lazy_and_gives_the_clis_rows(spark, catalog, cli_table):
     frames = clip_frames(_videos(spark, catalog), **OPTIONS)
     # A DataFrame with the table's columns and purpose, and a Spark plan, not rows yet.
-    assert frames.columns == [*read_table(str(cli_table / "cli")).column_names]
+    assert frames.columns == [*read_table(str(cli_table / "cli")).column_names, "error"]
     assert "MapInArrow" in frames._jdf.queryExecution().logical().toString()
     chained = frames.where(F.col("purpose") == "embeddings").groupBy("video_path").count()
     assert {r["video_path"] for r in chained.collect()} == {str(catalog[n]) for n in VIDEOS}
@@ -59,6 +59,50 @@ def test_clip_frames_is_lazy_and_gives_the_clis_rows(spark, catalog, cli_table):
     one = got[0]
     img = np.frombuffer(one["frame"], np.uint8).reshape(one["height"], one["width"], 3)
     read_frame_number(img)
+
+
+def test_failures_are_never_silent(spark, catalog, tmp_path):
+    good, missing = str(catalog["h264_mp4"]), str(tmp_path / "gone.mp4")
+    schema = "video_path string, clip_id string, start_s double, end_s double"
+    videos = spark.createDataFrame(
+        [(good, "all", None, None), (good, "late", 500.0, 501.0), (missing, None, None, None)],
+        schema,
+    )
+    options = {"purpose": ["embeddings", "aesthetics"], "target_res": (24, 32)}
+    rows = [r.asDict(recursive=True) for r in clip_frames(videos, **options).collect()]
+    failed = sorted(
+        (
+            (r["video_path"], r["clip_id"], r["purpose"], r["error"]["error_class"])
+            for r in rows
+            if r["error"] is not None
+        ),
+        key=str,
+    )
+    assert failed == sorted(
+        [
+            (good, "late", "aesthetics", "SpanError"),
+            (good, "late", "embeddings", "SpanError"),
+            (missing, None, "aesthetics", "VideoOpenError"),
+            (missing, None, "embeddings", "VideoOpenError"),
+        ],
+        key=str,
+    )
+    for r in rows:  # an error row has no frame; a frame row has no error
+        assert (r["frame"] is None) == (r["error"] is not None)
+        if r["error"] is not None:
+            assert r["video_path"] in r["error"]["message"] and r["error"]["stage"]
+    frames = [r for r in rows if r["error"] is None]
+    assert frames and {r["clip_id"] for r in frames} == {"all"}
+
+    dropped = clip_frames(videos, mode="DROPMALFORMED", **options).collect()
+    assert sorted(r["pts_s"] for r in dropped) == sorted(r["pts_s"] for r in frames)
+    assert all(r["error"] is None for r in dropped)
+
+    only_missing = videos.where(F.col("video_path") == missing)
+    with pytest.raises(Exception, match=r"VideoOpenError: .*gone\.mp4"):
+        clip_frames(only_missing, mode="failfast", **options).collect()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        video_frames(videos, mode="LENIENT")
 
 
 def test_bad_options_are_refused_before_any_job(spark, catalog):

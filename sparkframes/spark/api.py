@@ -19,29 +19,36 @@ from sparkframes.spark import planning
 from sparkframes.spark.job import write_table
 from sparkframes.spark.resources import default_parallelism, stage_profile
 from sparkframes.spark.summary import RunSummary
-from sparkframes.spark.tasks import frames_function
-from sparkframes.table.schema import FRAMES_TABLE_SCHEMA
+from sparkframes.spark.tasks import ERROR_MODES, PERMISSIVE, frames_function
+from sparkframes.table.schema import FRAMES_DATAFRAME_SCHEMA
 
 #: Flags that belong to the command line, not to a call: the session is the caller's, and the
 #: input and output are arguments of their own.
 _NOT_OPTIONS = ("input", "output", "master", "mode")
 
 
-def clip_frames(videos: DataFrame, **options: Any) -> DataFrame:
+def clip_frames(videos: DataFrame, *, mode: str = PERMISSIVE, **options: Any) -> DataFrame:
     """Frames sampled from each video's clips, one row per frame, lazily.
 
     ``videos`` has the input table's columns (``video_path``; optionally ``clip_id``,
-    ``start_s``, ``end_s``). The result has the frames table's columns plus ``purpose``, and
-    nothing runs until an action asks for rows. A video that cannot be extracted gives no rows
-    (its errors go to the executor's log); ``write_clip_frames`` keeps them in an errors table.
+    ``start_s``, ``end_s``). The result has the frames table's columns plus ``purpose`` and
+    ``error``, and nothing runs until an action asks for rows. Nothing is silent; as Spark's own
+    readers, ``mode`` says what a video or clip that fails gives:
+
+    * ``"PERMISSIVE"`` (the default): a row of its own, with a null ``frame`` and ``error``
+      (``stage``, ``error_class``, ``message``), which is null on frame rows;
+    * ``"DROPMALFORMED"``: no row (the error goes to the executor's log);
+    * ``"FAILFAST"``: the action fails with an error that names the video and the cause.
+
+    ``write_clip_frames`` keeps errors in the table's errors table instead.
     """
-    return _frames(videos, _options(ClipFramesOptions, options))
+    return _frames(videos, _options(ClipFramesOptions, options), mode)
 
 
-def video_frames(videos: DataFrame, **options: Any) -> DataFrame:
+def video_frames(videos: DataFrame, *, mode: str = PERMISSIVE, **options: Any) -> DataFrame:
     """Every frame of each video at ``output_hw`` (27x48 by default), one row per frame, lazily;
-    ``purpose`` is ``scene``. See ``clip_frames``."""
-    return _frames(videos, _options(VideoFramesOptions, options))
+    ``purpose`` is ``scene``. See ``clip_frames`` for ``mode``."""
+    return _frames(videos, _options(VideoFramesOptions, options), mode)
 
 
 def write_clip_frames(
@@ -81,7 +88,9 @@ def _options(cls: type, options: dict[str, Any], **paths: str) -> CommonOptions:
     return build_options(cls, {**options, **paths})
 
 
-def _frames(videos: DataFrame, config: CommonOptions) -> DataFrame:
+def _frames(videos: DataFrame, config: CommonOptions, mode: str) -> DataFrame:
+    if not isinstance(mode, str) or mode.upper() not in ERROR_MODES:
+        raise ValueError(f"mode must be one of {ERROR_MODES}, not {mode!r}")
     rows = planning.input_rows(videos, "the videos DataFrame")
     spark = videos.sparkSession
     profile = stage_profile(
@@ -89,7 +98,9 @@ def _frames(videos: DataFrame, config: CommonOptions) -> DataFrame:
     )
     partitions = config.partitions or 2 * default_parallelism(spark)
     return planning.videos_of(rows, partitions).mapInArrow(
-        frames_function(config), from_arrow_schema(FRAMES_TABLE_SCHEMA), profile=profile
+        frames_function(config, mode.upper()),
+        from_arrow_schema(FRAMES_DATAFRAME_SCHEMA),
+        profile=profile,
     )
 
 

@@ -32,7 +32,7 @@ from sparkframes.spark.progress import write_progress
 from sparkframes.table.commit import AttemptResult
 from sparkframes.table.delta import ERRORS, TableLocation
 from sparkframes.table.files import AttemptWriter
-from sparkframes.table.schema import FRAMES_TABLE_SCHEMA, errors_to_batch
+from sparkframes.table.schema import ERROR_STRUCT, FRAMES_DATAFRAME_SCHEMA, errors_to_batch
 from sparkframes.table.state import UnitState
 
 #: The one column of ``files_function``'s output: an attempt's result, pickled.
@@ -268,10 +268,16 @@ def files_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
     return run
 
 
-def frames_function(options: CommonOptions) -> Callable[[Iterator], Iterator]:
+#: What ``spark.clip_frames`` does with a video or clip that fails (Spark's readers' modes).
+PERMISSIVE, DROPMALFORMED, FAILFAST = "PERMISSIVE", "DROPMALFORMED", "FAILFAST"
+ERROR_MODES = (PERMISSIVE, DROPMALFORMED, FAILFAST)
+
+
+def frames_function(options: CommonOptions, mode: str) -> Callable[[Iterator], Iterator]:
     """What ``mapInArrow`` runs for the lazy frames DataFrame: videos in, their frames out, with
-    their purpose, batch by batch as they are extracted. A video that fails gives no rows (its
-    errors go to the task's log)."""
+    their purpose, batch by batch as they are extracted. A failure becomes a row with its
+    ``error`` (``PERMISSIVE``), a line in the task's log (``DROPMALFORMED``), or the task's
+    failure, naming the video and the cause (``FAILFAST``)."""
     purposes = purposes_of(options)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -283,14 +289,39 @@ def frames_function(options: CommonOptions) -> Callable[[Iterator], Iterator]:
                 work = VideoWork.from_row(row, purposes)
                 report = ExtractionReport(work.video_path)
                 for purpose, batch in _batches(work, options, extract, report, runner):
-                    column = pa.array([purpose] * batch.num_rows, pa.string())
+                    n = batch.num_rows
+                    extra = [pa.array([purpose] * n, pa.string()), pa.nulls(n, ERROR_STRUCT)]
                     yield pa.RecordBatch.from_arrays(
-                        [*batch.columns, column], schema=FRAMES_TABLE_SCHEMA
+                        [*batch.columns, *extra], schema=FRAMES_DATAFRAME_SCHEMA
                     )
-                for error in report.errors:
-                    logging.getLogger("sparkframes").warning("%s: %s", type(error).__name__, error)
+                if not report.errors:
+                    continue
+                if mode == FAILFAST:
+                    raise report.errors[0]
+                if mode == PERMISSIVE:
+                    yield _error_rows(report.errors, work.purposes)
+                else:
+                    for error in report.errors:
+                        logging.getLogger("sparkframes").warning(
+                            "%s: %s", type(error).__name__, error
+                        )
 
     return run
+
+
+def _error_rows(errors: list[FrameExtractionError], purposes: list[str]) -> pa.RecordBatch:
+    """One row per error and purpose: where it happened, and why (``error``)."""
+    rows = [
+        {
+            "video_path": e.video_path,
+            "clip_id": e.clip_id,
+            "purpose": purpose,
+            "error": {"stage": e.stage, "error_class": type(e).__name__, "message": str(e)},
+        }
+        for e in errors
+        for purpose in purposes
+    ]
+    return pa.RecordBatch.from_pylist(rows, schema=FRAMES_DATAFRAME_SCHEMA)
 
 
 def task_results(rows: list) -> list[TaskResult]:

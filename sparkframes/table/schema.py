@@ -65,6 +65,20 @@ ERRORS_SCHEMA = pa.schema(
 #: The frames table as Delta knows it: the file columns plus the partition column.
 FRAMES_TABLE_SCHEMA = FRAMES_SCHEMA.append(pa.field(PARTITION_COLUMN, pa.string(), nullable=False))
 
+#: Why a video or clip has no frames, in the lazy DataFrame's ``error`` column.
+ERROR_STRUCT = pa.struct(
+    [("stage", pa.string()), ("error_class", pa.string()), ("message", pa.string())]
+)
+#: The rows of ``spark.clip_frames``/``video_frames``: the table's columns, then ``error``,
+#: which is null on frame rows. A failed video's or clip's row (mode PERMISSIVE) has its
+#: ``video_path``, ``purpose``, ``clip_id`` where it has one, and nulls for the frame's columns.
+FRAMES_DATAFRAME_SCHEMA = pa.schema(
+    [
+        f if f.name in ("video_path", PARTITION_COLUMN) else f.with_nullable(True)
+        for f in FRAMES_TABLE_SCHEMA
+    ]
+).append(pa.field("error", ERROR_STRUCT))
+
 #: One row per (video, purpose) unit: everything an incremental run compares to decide whether the
 #: unit is up to date, and what the last run that processed it got.
 STATE_SCHEMA = pa.schema(
