@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.videos import CATALOG, OracleVideo, VideoSpec, build_catalog, make_video, oracle_decode
+from tests.videos import (
+    CATALOG,
+    OracleVideo,
+    VideoSpec,
+    build_catalog,
+    build_gpu_catalog,
+    make_video,
+    oracle_decode,
+)
 
 #: A longer H.264 video with a long GOP and B-frames: clips far apart must be reached by seeking.
 LONG_GOP = VideoSpec(
@@ -24,6 +32,12 @@ def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def catalog(video_dir: Path) -> dict[str, Path]:
     """Every catalog video, encoded once per test session."""
     return build_catalog(video_dir)
+
+
+@pytest.fixture(scope="session")
+def gpu_catalog(video_dir: Path) -> dict[str, Path]:
+    """The GPU test clips (``videos.GPU_CATALOG``), encoded once per test session."""
+    return build_gpu_catalog(video_dir)
 
 
 @pytest.fixture(scope="session")
