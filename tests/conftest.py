@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,27 @@ from tests.videos import (
     make_video,
     oracle_decode,
 )
+
+#: Set to 1 on a GPU machine: a test marked ``gpu`` that skips then fails instead, with its skip
+#: reason. Without it a GPU run where nothing could use the GPU (no driver library mounted,
+#: PyNvVideoCodec not importable) would look like a pass.
+REQUIRE_GPU_ENV = "SPARKFRAMES_REQUIRE_GPU"
+
+
+def gpu_required() -> bool:
+    return os.environ.get(REQUIRE_GPU_ENV, "") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Under ``SPARKFRAMES_REQUIRE_GPU=1`` a skipped ``gpu`` test is reported as failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and gpu_required() and item.get_closest_marker("gpu") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_GPU_ENV}=1 but this GPU test skipped: {reason}"
+
 
 #: A longer H.264 video with a long GOP and B-frames: clips far apart must be reached by seeking.
 LONG_GOP = VideoSpec(
