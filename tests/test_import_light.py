@@ -87,6 +87,7 @@ def test_import_sparkframes_is_cheap():
 
 
 def test_every_public_name_still_imports():
+    pytest.importorskip("deltalake", reason="the table readers need deltalake (a decode-only node)")
     namespace: dict[str, object] = {}
     exec("from sparkframes import *", namespace)
     for name in sparkframes.__all__:
