@@ -50,7 +50,23 @@ _LAZY: dict[str, str] = {
     "read_table": "sparkframes.table.reader",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ClipSpan",
+    "ExtractOptions",
+    "ExtractedFrame",
+    "ExtractionSpec",
+    "FixedStride",
+    "FrameExtractionError",
+    "Policy",
+    "decode_frame",
+    "extract_clip_frames",
+    "extract_video_frames",
+    "frames_to_numpy",
+    "read_errors",
+    "read_frame_groups",
+    "read_frames",
+    "read_table",
+]
 
 
 def __getattr__(name: str) -> Any:
