@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from tests.videos import CATALOG, OracleVideo, VideoSpec, build_catalog, make_video, oracle_decode
+from tests.videos import (
+    CATALOG,
+    OracleVideo,
+    VideoSpec,
+    build_catalog,
+    build_gpu_catalog,
+    make_video,
+    oracle_decode,
+)
+
+#: Set to 1 on a GPU machine: a test marked ``gpu`` that skips then fails instead, with its skip
+#: reason. Without it a GPU run where nothing could use the GPU (no driver library mounted,
+#: PyNvVideoCodec not importable) would look like a pass.
+REQUIRE_GPU_ENV = "SPARKFRAMES_REQUIRE_GPU"
+
+
+def gpu_required() -> bool:
+    return os.environ.get(REQUIRE_GPU_ENV, "") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Under ``SPARKFRAMES_REQUIRE_GPU=1`` a skipped ``gpu`` test is reported as failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and gpu_required() and item.get_closest_marker("gpu") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_GPU_ENV}=1 but this GPU test skipped: {reason}"
+
 
 #: A longer H.264 video with a long GOP and B-frames: clips far apart must be reached by seeking.
 LONG_GOP = VideoSpec(
@@ -24,6 +54,12 @@ def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def catalog(video_dir: Path) -> dict[str, Path]:
     """Every catalog video, encoded once per test session."""
     return build_catalog(video_dir)
+
+
+@pytest.fixture(scope="session")
+def gpu_catalog(video_dir: Path) -> dict[str, Path]:
+    """The GPU test clips (``videos.GPU_CATALOG``), encoded once per test session."""
+    return build_gpu_catalog(video_dir)
 
 
 @pytest.fixture(scope="session")

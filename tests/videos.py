@@ -39,6 +39,7 @@ from typing import Literal
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
 
 # --------------------------------------------------------------------------
 # The pixel code
@@ -117,6 +118,24 @@ def frame_pattern(number: int, height: int, width: int) -> np.ndarray:
     rows = np.repeat(np.arange(GRID_ROWS), np.diff(ys))
     cols = np.repeat(np.arange(GRID_COLS), np.diff(xs))
     return np.where(cells[rows[:, None], cols[None, :]], 255, 0).astype(np.uint8)
+
+
+def colour_pattern(number: int, height: int, width: int) -> np.ndarray:
+    """The HxWx3 uint8 RGB picture of frame ``number`` in a colourful clip.
+
+    Why: saturated hues are where converters disagree (a BT.709 matrix read as BT.601 moves
+    them by several levels, limited range read as full by more), while grey code cells convert
+    the same under any matrix. The hue wheel runs across the width and scrolls 8 pixels a frame,
+    so a frame taken for its neighbour differs too; brightness falls off towards the top.
+    """
+    x = (np.arange(width)[None, :] + 8 * number) % width
+    hue = 6.0 * x / width
+    red = np.clip(np.abs(hue - 3) - 1, 0, 1)
+    green = np.clip(2 - np.abs(hue - 2), 0, 1)
+    blue = np.clip(2 - np.abs(hue - 4), 0, 1)
+    light = (0.35 + 0.65 * np.arange(height) / max(1, height - 1))[:, None, None]
+    rgb = np.stack([red, green, blue], axis=-1) * light
+    return np.round(rgb * 255).astype(np.uint8)
 
 
 def quarter_turns(rotation: int) -> int:
@@ -224,6 +243,9 @@ class VideoSpec:
     ``open_gop`` asks x264/x265 for open GOPs (leading pictures that reference the GOP
     before); None keeps the encoder's default (x264 closed, x265 open).
     ``options`` are codec options that override the defaults chosen here.
+    ``content`` is ``"code"`` (grey cells carrying the frame number) or ``"colour"``
+    (``colour_pattern``); ``bt709`` converts RGB with the BT.709 matrix (limited range) and
+    tags the stream so (matrix, primaries, transfer), instead of leaving it untagged.
     """
 
     name: str
@@ -242,6 +264,8 @@ class VideoSpec:
     time_base: Fraction | None = None
     open_gop: bool | None = None
     options: Mapping[str, str] = field(default_factory=dict, hash=False)
+    content: Literal["code", "colour"] = "code"
+    bt709: bool = False
 
     def __post_init__(self) -> None:
         """Reject specs that could not round-trip, before any encoding."""
@@ -297,6 +321,8 @@ class VideoSpec:
 
 
 _FORMAT_VERSION = 1
+#: FFmpeg's code for BT.709 in AVColorSpace, AVColorPrimaries and AVColorTransferCharacteristic.
+BT709 = 1
 
 
 def _codec_options(spec: VideoSpec) -> dict[str, str]:
@@ -391,11 +417,20 @@ def make_video(path: Path, spec: VideoSpec) -> Path:
         stream.options = _codec_options(spec)
         if spec.rotation:
             stream.set_display_rotation(spec.rotation)
+        to_yuv: dict[str, object] = {"format": spec.pix_fmt}
+        if spec.bt709:
+            context = stream.codec_context
+            context.colorspace = context.color_primaries = context.color_trc = BT709
+            context.color_range = ColorRange.MPEG
+            to_yuv.update(dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
         durations: dict[int, int] = {}
         for i, t in enumerate(spec.frame_times()):
-            grey = frame_pattern(i, spec.height, spec.width)
-            rgb = np.repeat(grey[:, :, None], 3, axis=2)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=spec.pix_fmt)
+            if spec.content == "colour":
+                rgb = colour_pattern(i, spec.height, spec.width)
+            else:
+                grey = frame_pattern(i, spec.height, spec.width)
+                rgb = np.repeat(grey[:, :, None], 3, axis=2)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(**to_yuv)
             frame.pts = _ticks(offset + t, tb)
             frame.duration = durations[frame.pts] = _ticks(spec.frame_duration(i), tb)
             frame.time_base = tb
@@ -645,6 +680,55 @@ CATALOG: dict[str, VideoSpec] = _catalog(
         VideoSpec("three_frames_mp4", "libx264", "mp4", 96, 64, 3, bframes=3),
     ]
 )
+
+
+#: Test clips for the GPU decoders, all at least 256x160: NVDEC refuses small pictures (HEVC
+#: below about 144x144, so the 128x96 catalog clips would test a refusal, not a decode). The
+#: colourful BT.709-tagged clip makes colour conversion visible: on grey clips any matrix and
+#: range pass the pixel tolerance.
+GPU_CATALOG: dict[str, VideoSpec] = _catalog(
+    [
+        VideoSpec("h264_gpu_mp4", "libx264", "mp4", 256, 160, 60, bframes=3),
+        VideoSpec("hevc_gpu_mp4", "libx265", "mp4", 256, 160, 48, bframes=3),
+        VideoSpec(
+            "ntsc_gpu_mp4", "libx264", "mp4", 320, 176, 90, fps=Fraction(30000, 1001), bframes=3
+        ),
+        VideoSpec("rot90_gpu_mp4", "libx264", "mp4", 256, 160, 40, rotation=90, bframes=3),
+        VideoSpec(
+            "hevc10_gpu_mp4", "libx265", "mp4", 256, 160, 40, pix_fmt="yuv420p10le", bframes=3
+        ),
+        VideoSpec(
+            "colour709_gpu_mp4",
+            "libx264",
+            "mp4",
+            256,
+            160,
+            48,
+            bframes=3,
+            content="colour",
+            bt709=True,
+        ),
+        VideoSpec(
+            "colour709_hevc_gpu_mp4",
+            "libx265",
+            "mp4",
+            256,
+            160,
+            40,
+            bframes=3,
+            content="colour",
+            bt709=True,
+        ),
+    ]
+)
+#: NVDEC's smallest HEVC picture is about 144x144 (it varies by GPU): a clip below it, for the
+#: refusal that must send the video to the CPU.
+NVDEC_TOO_SMALL = VideoSpec("hevc_tiny_mp4", "libx265", "mp4", 128, 96, 24, bframes=3)
+
+
+def build_gpu_catalog(directory: Path) -> dict[str, Path]:
+    """Encode (or reuse) every GPU test clip in ``directory``; for a session-scoped fixture."""
+    return {name: spec_path(directory, spec) for name, spec in GPU_CATALOG.items()}
 
 
 def video_path(tmp_dir: Path, name: str) -> Path:

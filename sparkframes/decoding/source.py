@@ -37,6 +37,12 @@ from sparkframes.sampling.timeline import PacketInfo, VideoTimeline
 
 #: Default guard against headers that claim absurd sizes (about 8K x 8K).
 DEFAULT_MAX_PIXELS = 8192 * 8192
+#: Decoder threads when FFmpeg decodes on the GPU (``hwaccel``). FFmpeg's NVDEC path adds a
+#: decode surface per frame thread on top of the stream's reference frames, and NVDEC takes at
+#: most 32, so the task's cpus as threads (up to 16 on a GPU node) would make the decoder fail
+#: and send every video back to the CPU. The GPU does the decoding; one thread feeds it, and the
+#: task's other cpus convert frames meanwhile (``prefetch.overlapped``).
+HWACCEL_THREADS = 1
 #: FFmpeg's ``skip_loop_filter`` levels (AVDiscard names), least to most skipped. Skipping the
 #: H.264/HEVC deblocking filter makes CPU decoding cheaper and changes pixels slightly; which
 #: frames are output, and their timestamps, do not change. Other codecs ignore it.
@@ -223,8 +229,9 @@ def open_video(
     and its memory use does not grow with the video's length.
 
     ``threads`` is the decoder thread count (frame and slice threads); Spark passes the task's
-    cpus so that decoding never oversubscribes the executor's cores. ``skip_loop_filter`` is one
-    of ``LOOP_FILTER_SKIPS`` (opt-in speed for pixels, see there).
+    cpus so that decoding never oversubscribes the executor's cores. With ``hwaccel`` the
+    decoder runs ``HWACCEL_THREADS`` instead (see there). ``skip_loop_filter`` is one of
+    ``LOOP_FILTER_SKIPS`` (opt-in speed for pixels, see there).
 
     A ``path`` on a filesystem FFmpeg cannot read (s3://, gs://, hdfs://…) is read from
     ``local_copy`` when the caller fetched one (``remote.fetch_local_copy``), else fetched here
@@ -263,7 +270,7 @@ def open_video(
             raise HardwareOpenError(
                 f"{path}: FFmpeg has no hardware decoder for {stream.codec_context.name}"
             )
-        _configure_decoder(stream, threads, "AUTO", skip_loop_filter)
+        _configure_decoder(stream, decode_threads(threads, hwaccel), "AUTO", skip_loop_filter)
         timeline = _index(path, container, stream) if index else None
     except BaseException:
         container.close()
@@ -281,6 +288,12 @@ def open_video(
         owns_copy,
         allow_playlists,
     )
+
+
+def decode_threads(threads: int, hwaccel: HWAccel | None) -> int:
+    """The decoder's thread count: the caller's on the CPU, ``HWACCEL_THREADS`` on a device."""
+    threads = max(1, int(threads))
+    return threads if hwaccel is None else min(threads, HWACCEL_THREADS)
 
 
 def _index(
