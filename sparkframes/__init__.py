@@ -2,7 +2,7 @@
 
 Library entry points (no Spark needed): ``extract_clip_frames`` and ``extract_video_frames``.
 Reading the output table: ``read_frames`` (Arrow tensors), ``frames_to_numpy``, ``read_errors``,
-and ``decode_frame`` for rows read by other engines.
+and ``decode_frame`` for rows read by other engines; ``optimize`` compacts it.
 The Spark jobs are the ``sparkframes`` command and ``jobs/*.py`` under spark-submit.
 
 Every name is imported on first use (PEP 562 ``__getattr__``), not here: a GPU node that only
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time __getattr__ im
     from sparkframes.sampling.spans import ClipSpan, FixedStride
     from sparkframes.sampling.specs import ExtractionSpec, Policy
     from sparkframes.table.encodings import decode_frame
+    from sparkframes.table.maintenance import optimize
     from sparkframes.table.reader import (
         frames_to_numpy,
         read_errors,
@@ -44,6 +45,7 @@ _LAZY: dict[str, str] = {
     "extract_clip_frames": "sparkframes.extraction.clip",
     "extract_video_frames": "sparkframes.extraction.video",
     "frames_to_numpy": "sparkframes.table.reader",
+    "optimize": "sparkframes.table.maintenance",
     "read_errors": "sparkframes.table.reader",
     "read_frame_groups": "sparkframes.table.reader",
     "read_frames": "sparkframes.table.reader",
@@ -62,6 +64,7 @@ __all__ = [
     "extract_clip_frames",
     "extract_video_frames",
     "frames_to_numpy",
+    "optimize",
     "read_errors",
     "read_frame_groups",
     "read_frames",

@@ -98,14 +98,3 @@ def _reformatter(width: int, height: int) -> VideoReformatter:
             _REFORMATTERS.clear()
         reformatter = _REFORMATTERS[(width, height)] = VideoReformatter()
     return reformatter
-
-
-def rgb_to_rgb(
-    rgb: np.ndarray,
-    target_res: tuple[int, int],
-    turns: int,
-    resize_filter: str = DEFAULT_RESIZE_FILTER,
-) -> np.ndarray:
-    """An RGB array from another decoder (NVDEC) through the same scaler and rotation."""
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-    return to_rgb(frame, target_res, turns, resize_filter)

@@ -27,7 +27,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, rgb_to_rgb, to_rgb
+from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, to_rgb
 
 
 @dataclass
@@ -86,18 +86,6 @@ class AVPicture:
 
     def rgb(self, size: tuple[int, int], resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
         return to_rgb(self.frame, size, resize_filter=resize_filter)
-
-
-@dataclass(frozen=True)
-class RGBPicture:
-    """A frame a decoder handed out as full-size RGB (NVDEC), with the stream's rotation."""
-
-    pts: int
-    image: np.ndarray
-    turns: int
-
-    def rgb(self, size: tuple[int, int], resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
-        return rgb_to_rgb(self.image, size, self.turns, resize_filter)
 
 
 class Decoder(Protocol):

@@ -390,18 +390,3 @@ def scan_extent(source: VideoSource) -> tuple[int, int, int]:
     source.reopen()
     return first, last + last_duration, count
 
-
-def first_frame_turns(source: VideoSource) -> int:
-    """Rotation (counter-clockwise quarter turns) of the stream, read off its first frame.
-
-    For decoders that do not report the display matrix (NVDEC); reopens the container after.
-    """
-    from sparkframes.convert.resize import quarter_turns
-
-    source.reopen()
-    try:
-        frame = next(source.container.decode(source.stream), None)
-    except av.error.FFmpegError:
-        frame = None
-    source.reopen()
-    return quarter_turns(frame) if frame is not None else 0
