@@ -6,6 +6,7 @@ from collections import defaultdict
 from fractions import Fraction as F
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -277,3 +278,34 @@ def test_uniform_takes_exactly_n_frames_at_the_centres_of_equal_parts(catalog, n
         assert {r.policy for r in mine} == {"uniform"}
         want = oracle_uniform(oracle, clip.start_s, end, 8)
         assert numbers(mine, oracle.rotation) == expected(want)
+
+
+def oracle_keyframe_times(path, oracle) -> set[F]:
+    """The times of the packets the container flags as keyframes, from a plain demux."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        keys = {p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None}
+    return {(pts - oracle.first_pts) * oracle.time_base for pts in keys}
+
+
+@pytest.mark.parametrize("name", VIDEO_NAMES)
+def test_keyframes_are_every_flagged_frame_and_only_they_are_decoded(catalog, name):
+    path = catalog[name]
+    oracle = oracle_for(path)
+    times = oracle_keyframe_times(path, oracle)
+    spans = [ClipSpan(F(0), None, "whole"), ClipSpan(F(1, 3), F(7, 5), "part")]
+    rows, report = extract(path, [ExtractionSpec("thumbs", policy="keyframes")], spans)
+    for clip in spans:
+        end = min(clip.end_s if clip.end_s is not None else BIG, oracle.end_s)
+        mine = sorted((r for r in rows if r.clip_id == clip.clip_id), key=lambda r: r.frame_index)
+        want, seen = [], set()
+        for f in oracle.frames:  # presentation order; a repeated time counts once
+            if f.pts_s in times and clip.start_s <= f.pts_s < end and f.pts_s not in seen:
+                want.append(f)
+                seen.add(f.pts_s)
+        assert [r.frame_index for r in mine] == list(range(len(want)))
+        assert {(r.policy, r.target_fps) for r in mine} <= {("keyframes", None)}
+        assert numbers(mine, oracle.rotation) == expected(want)
+    # The keyframes were decoded, and nothing else.
+    whole = len({f.pts_s for f in oracle.frames if f.pts_s in times})
+    assert report.decode.frames_decoded == whole < len(oracle.frames)

@@ -267,3 +267,8 @@ def test_uniform_from_flags_a_config_file_and_keywords_alike(tmp_path):
         ClipFramesOptions, {"input": "i", "output": "o", "policy": "uniform", "num_frames": 8}
     )
     assert unit_keys_of(from_flags)(None) != unit_keys_of(eight)(None)
+    keyframes = build_options(
+        ClipFramesOptions, {"input": "i", "output": "o", "policy": "keyframes"}
+    )
+    assert keyframes.specs()[0].policy == "keyframes"
+    assert unit_keys_of(keyframes)(None) != unit_keys_of(eight)(None)

@@ -134,6 +134,12 @@ def _plan_clip(
             position = nearest_frame(timeline.pts, span, timeline.to_pts(t))
             plan.requests[position].append(FrameRequest(clip, spec, n / length, k))
         return
+    if spec.policy is Policy.KEYFRAMES:
+        # Only these frames are asked of the decoder, and a keyframe decodes on its own.
+        keys = [p for p in timeline.keyframe_positions() if p in span]
+        for index, position in enumerate(keys):
+            plan.requests[position].append(FrameRequest(clip, spec, None, index))
+        return
     if spec.policy is not Policy.SEQUENCE:
         position = policy_frame(span, spec.policy)
         plan.requests[position].append(FrameRequest(clip, spec, None, 0))

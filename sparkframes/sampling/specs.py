@@ -39,6 +39,7 @@ class Policy(StrEnum):
     MIDDLE = "middle"
     LAST = "last"
     UNIFORM = "uniform"  # exactly num_frames per clip, at the centres of equal parts
+    KEYFRAMES = "keyframes"  # every frame the container flags as a keyframe
 
 
 def check_purpose(purpose: str) -> str:

@@ -77,6 +77,16 @@ class VideoTimeline:
         """A time on the contract's timeline in (fractional) pts units, for exact comparisons."""
         return self.origin_pts + Fraction(seconds) / self.time_base
 
+    def keyframe_positions(self) -> list[int]:
+        """Positions (presentation order) of the frames whose packet the container flags as a
+        keyframe; a repeated pts counts once, at its first position."""
+        first_position: dict[int, int] = {}
+        for position, pts in enumerate(self.pts):
+            first_position.setdefault(pts, position)
+        return sorted(
+            {first_position[p.pts] for p in self.packets if p.is_keyframe and p.is_frame}  # type: ignore[index]
+        )
+
     def start_keyframe(self, frame: int) -> int:
         """Decode position of the keyframe that decoding ``frame`` must start from.
 

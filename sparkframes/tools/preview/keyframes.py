@@ -47,19 +47,9 @@ def target_times(end_s: Fraction, count: int) -> list[Fraction]:
     return sample_times(Fraction(0), end_s, Fraction(count) / end_s)
 
 
-def keyframe_positions(timeline: VideoTimeline) -> list[int]:
-    """Timeline positions (presentation order) of the frames whose packet is a keyframe."""
-    first_position: dict[int, int] = {}
-    for position, pts in enumerate(timeline.pts):
-        first_position.setdefault(pts, position)
-    return sorted(
-        {first_position[p.pts] for p in timeline.packets if p.is_keyframe and p.is_frame}  # type: ignore[index]
-    )
-
-
 def snap_to_keyframes(timeline: VideoTimeline, times: Sequence[Fraction]) -> list[int]:
     """For each time the nearest keyframe's position (ties to the earlier), repeats dropped."""
-    keys = keyframe_positions(timeline)
+    keys = timeline.keyframe_positions()
     if not keys:
         return []
     key_pts = [timeline.pts[k] for k in keys]
@@ -204,7 +194,6 @@ def video_contact_sheet(
 __all__ = [
     "Thumbnail",
     "exact_thumbnails",
-    "keyframe_positions",
     "keyframe_thumbnails",
     "snap_to_keyframes",
     "target_times",
