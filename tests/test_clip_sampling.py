@@ -309,3 +309,30 @@ def test_keyframes_are_every_flagged_frame_and_only_they_are_decoded(catalog, na
     # The keyframes were decoded, and nothing else.
     whole = len({f.pts_s for f in oracle.frames if f.pts_s in times})
     assert report.decode.frames_decoded == whole < len(oracle.frames)
+
+
+@pytest.mark.parametrize("name", VIDEO_NAMES)
+def test_timestamps_give_the_frame_shown_at_each_time(catalog, name):
+    path = catalog[name]
+    oracle = oracle_for(path)
+    end = float(oracle.end_s)
+    times = (0.0, end / 3, end / 3, -0.5, end + 1, end * 0.99, float("nan"))
+    spans = [ClipSpan(F(0), None, "asked", timestamps_s=times), ClipSpan(F(0), None, "bare")]
+    spans.append(ClipSpan(F(1, 10), F(1, 5), "part", timestamps_s=(0.15, 0.05)))
+    rows, report = extract(path, [ExtractionSpec("qa", policy="timestamps")], spans)
+    got = sorted((r.clip_id, r.frame_index, r.pts_s) for r in rows)
+    want = []
+    for clip_id, asked, lo, hi in (("asked", times, 0, end), ("part", (0.15, 0.05), 0.1, 0.2)):
+        for index, t in enumerate(asked):
+            if lo <= t < min(hi, end):  # the frame shown at t: the last one presented by then
+                shown = max(f.pts_s for f in oracle.frames if f.pts_s <= F(repr(t)))
+                want.append((clip_id, index, shown))
+    assert got == sorted(want)
+    assert {(r.policy, r.target_fps) for r in rows} <= {("timestamps", None)}
+    for r in rows:  # the pixels are that frame's
+        frame = next(f for f in oracle.frames if f.pts_s == r.pts_s)
+        assert read_frame_number(r.image, rotation=oracle.rotation) == frame.number
+    errors = sorted((e.clip_id, str(e).split(": ", 1)[1][:16]) for e in report.errors)
+    bad = ["asked"] * 3 + ["bare", "part"]  # three times out of the video, none, 0.05 < 0.1
+    assert [clip for clip, _ in errors] == sorted(bad)
+    assert all(type(e).__name__ == "SpanError" for e in report.errors)

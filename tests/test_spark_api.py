@@ -105,6 +105,28 @@ def test_failures_are_never_silent(spark, catalog, tmp_path):
         video_frames(videos, mode="LENIENT")
 
 
+def test_timestamps_from_the_input_table(spark, catalog, tmp_path):
+    """``timestamps_s`` (list<double>) read from Parquet by pyarrow for the table write, and from
+    a DataFrame for the lazy frames: the same rows, an error row per time out of range."""
+    video = str(catalog["h264_mp4"])
+    schema = pa.schema([("video_path", pa.string()), ("timestamps_s", pa.list_(pa.float64()))])
+    table = pa.table({"video_path": [video], "timestamps_s": [[0.5, 0.1, 99.0, 0.5]]}, schema)
+    pq.write_table(table, tmp_path / "in.parquet")
+    summary = write_clip_frames(
+        str(tmp_path / "in.parquet"), str(tmp_path / "out"), spark=spark, policy="timestamps"
+    )
+    assert (summary.frames, summary.errors) == (3, 1), summary.line()
+    written = read_table(str(tmp_path / "out")).sort_by("frame_index")
+    assert written["frame_index"].to_pylist() == [0, 1, 3]
+    assert written["pts_s"].to_pylist()[0] == written["pts_s"].to_pylist()[2]  # same time twice
+    assert "timestamps_s[2] = 99" in read_errors(str(tmp_path / "out"))["message"][0].as_py()
+    lazy = clip_frames(spark.createDataFrame(table.to_pandas()), policy="timestamps").collect()
+    frames = sorted((r["frame_index"], r["pts_s"]) for r in lazy if r["error"] is None)
+    index, pts = written["frame_index"].to_pylist(), written["pts_s"].to_pylist()
+    assert frames == list(zip(index, pts, strict=True))
+    assert [r["error"]["error_class"] for r in lazy if r["error"] is not None] == ["SpanError"]
+
+
 def test_bad_options_are_refused_before_any_job(spark, catalog):
     videos = _videos(spark, catalog)
     jobs = spark.sparkContext.statusTracker().getJobIdsForGroup()

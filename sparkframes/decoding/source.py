@@ -389,4 +389,3 @@ def scan_extent(source: VideoSource) -> tuple[int, int, int]:
         last_duration = last - previous if previous is not None else 0
     source.reopen()
     return first, last + last_duration, count
-

@@ -6,6 +6,8 @@ anything is decoded, so the decoder can fetch each needed frame exactly once.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from sparkframes.sampling.spans import (
     clamp_span,
     fixed_stride_spans,
     is_whole_video,
+    to_fraction,
     validate_span,
 )
 from sparkframes.sampling.specs import ExtractionSpec, Policy
@@ -114,12 +117,13 @@ def plan_video(
             continue
         plan.clips.append(clip)
         for spec in specs:
-            _plan_clip(plan, timeline, clip, span, spec)
+            _plan_clip(plan, video_path, timeline, clip, span, spec)
     return plan
 
 
 def _plan_clip(
     plan: VideoPlan,
+    video_path: str,
     timeline: VideoTimeline,
     clip: ClampedSpan,
     span: range,
@@ -133,6 +137,9 @@ def _plan_clip(
             t = clip.start_s + (2 * k + 1) * length / (2 * n)
             position = nearest_frame(timeline.pts, span, timeline.to_pts(t))
             plan.requests[position].append(FrameRequest(clip, spec, n / length, k))
+        return
+    if spec.policy is Policy.TIMESTAMPS:
+        _plan_timestamps(plan, video_path, timeline, clip, spec)
         return
     if spec.policy is Policy.KEYFRAMES:
         # Only these frames are asked of the decoder, and a keyframe decodes on its own.
@@ -155,3 +162,36 @@ def _plan_clip(
             if j not in chosen:
                 chosen[j] = nearest_frame(timeline.pts, span, timeline.to_pts(grid.time(j)))
             plan.requests[chosen[j]].append(FrameRequest(clip, spec, rate, k))
+
+
+def _plan_timestamps(
+    plan: VideoPlan,
+    video_path: str,
+    timeline: VideoTimeline,
+    clip: ClampedSpan,
+    spec: ExtractionSpec,
+) -> None:
+    """The frame shown at each asked time: the last frame presented at or before it. A time
+    outside the video (or the row's span) costs an error for that time; the others still come.
+    ``frame_index`` is the time's place in the row's list."""
+    if clip.timestamps_s is None:
+        plan.errors.append(
+            SpanError(
+                video_path, "--policy timestamps: the row has no timestamps_s", clip_id=clip.clip_id
+            )
+        )
+        return
+    for index, seconds in enumerate(clip.timestamps_s):
+        t = to_fraction(seconds) if math.isfinite(seconds) else None
+        if t is None or not (clip.start_s <= t < clip.end_s):
+            plan.errors.append(
+                SpanError(
+                    video_path,
+                    f"timestamps_s[{index}] = {seconds:.6g} s is outside the clip "
+                    f"[{float(clip.start_s):.6g}, {float(clip.end_s):.6g}) s",
+                    clip_id=clip.clip_id,
+                )
+            )
+            continue
+        position = bisect_right(timeline.pts, timeline.to_pts(t)) - 1
+        plan.requests[position].append(FrameRequest(clip, spec, None, index))

@@ -19,13 +19,15 @@ class ClipSpan:
 
     ``end_s=None`` means "to the end of the video"; ``clip_id=None`` gets a derived id.
     ``invalid`` says why the input row's span is unusable (a NaN or infinite time); such a
-    clip becomes an error row, and the video's other clips go on.
+    clip becomes an error row, and the video's other clips go on. ``timestamps_s`` are the times
+    whose shown frames ``--policy timestamps`` asks for (None: the row gave none).
     """
 
     start_s: Fraction
     end_s: Fraction | None
     clip_id: str | None = None
     invalid: str | None = None
+    timestamps_s: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ClampedSpan:
     clip_id: str
     start_s: Fraction
     end_s: Fraction
+    timestamps_s: tuple[float, ...] | None = None
 
     @property
     def duration_s(self) -> Fraction:
@@ -92,7 +95,12 @@ def fixed_stride_spans(video_end_s: Fraction, stride: FixedStride) -> list[ClipS
 def is_whole_video(span: ClipSpan) -> bool:
     """An input row without a span (an id alone at most): the whole video, or fixed-stride
     clips when a stride is configured."""
-    return span.start_s == 0 and span.end_s is None and span.invalid is None
+    return (
+        span.start_s == 0
+        and span.end_s is None
+        and span.invalid is None
+        and span.timestamps_s is None
+    )
 
 
 def validate_span(span: ClipSpan) -> str | None:
@@ -111,7 +119,7 @@ def clamp_span(span: ClipSpan, video_path: str, video_end_s: Fraction) -> Clampe
     start = max(span.start_s, Fraction(0))
     end = video_end_s if span.end_s is None else min(span.end_s, video_end_s)
     clip_id = span.clip_id if span.clip_id is not None else derive_clip_id(video_path, start, end)
-    return ClampedSpan(clip_id, start, end)
+    return ClampedSpan(clip_id, start, end, span.timestamps_s)
 
 
 def _fmt_end(end_s: Fraction | None) -> str:
@@ -122,20 +130,38 @@ def _fmt_end(end_s: Fraction | None) -> str:
 WHOLE_VIDEO = ClipSpan(Fraction(0), None)
 
 
-def span_of_row(start: float | None, end: float | None, clip_id: str | None) -> ClipSpan:
+def span_of_row(
+    start: float | None,
+    end: float | None,
+    clip_id: str | None,
+    timestamps: Iterable[float | None] | None = None,
+) -> ClipSpan:
     """One input row's span; no span at all is the whole-video marker. A NaN or infinite time
-    makes the span ``invalid`` (an error row for that clip, not the run)."""
+    makes the span ``invalid`` (an error row for that clip, not the run). ``timestamps`` are
+    kept as given (a bad one costs an error row for that time only)."""
+    times = (
+        None
+        if timestamps is None
+        else tuple(float("nan") if t is None else float(t) for t in timestamps)
+    )
     bad = [
         f"{name} is {value}"
         for name, value in (("start_s", start), ("end_s", end))
         if value is not None and not math.isfinite(float(value))
     ]
     if bad:
-        return ClipSpan(Fraction(0), None, clip_id, invalid=f"unusable span: {', '.join(bad)}")
+        return ClipSpan(
+            Fraction(0),
+            None,
+            clip_id,
+            invalid=f"unusable span: {', '.join(bad)}",
+            timestamps_s=times,
+        )
     return ClipSpan(
         to_fraction(float(start)) if start is not None else Fraction(0),
         to_fraction(float(end)) if end is not None else None,
         clip_id,
+        timestamps_s=times,
     )
 
 

@@ -40,6 +40,7 @@ class Policy(StrEnum):
     LAST = "last"
     UNIFORM = "uniform"  # exactly num_frames per clip, at the centres of equal parts
     KEYFRAMES = "keyframes"  # every frame the container flags as a keyframe
+    TIMESTAMPS = "timestamps"  # the frame shown at each of the input row's timestamps_s
 
 
 def check_purpose(purpose: str) -> str:

@@ -18,8 +18,24 @@ COLUMN_KINDS = {
     "clip_id": "string",
     "start_s": "seconds",
     "end_s": "seconds",
+    "timestamps_s": "seconds list",
 }
-_KIND_WORDS = {"string": "string", "seconds": "a number of seconds (double)"}
+_KIND_WORDS = {
+    "string": "string",
+    "seconds": "a number of seconds (double)",
+    "seconds list": "a list of seconds (list<double>)",
+}
+#: The Arrow type each kind is handed to Spark as.
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "seconds": pa.float64(),
+    "seconds list": pa.list_(pa.float64()),
+}
+_SPARK_TYPES = {
+    "string": T.StringType(),
+    "seconds": T.DoubleType(),
+    "seconds list": T.ArrayType(T.DoubleType()),
+}
 
 
 class InputSchemaError(ValueError):
@@ -70,10 +86,7 @@ def read_input(spark: SparkSession, path: str) -> DataFrame:
     if table is None:
         return _read_with_spark(spark, path)
     if table.num_rows == 0:
-        fields = [
-            T.StructField(n, T.StringType() if n in ("video_path", "clip_id") else T.DoubleType())
-            for n in table.column_names
-        ]
+        fields = [T.StructField(n, _SPARK_TYPES[COLUMN_KINDS[n]]) for n in table.column_names]
         return spark.createDataFrame([], T.StructType(fields))
     return spark.createDataFrame(table)
 
@@ -91,12 +104,7 @@ def _read_with_pyarrow(fs: pafs.FileSystem, resolved: str, source: str) -> pa.Ta
         raise InputSchemaError(f"{source}: cannot read the input as Parquet ({exc})") from exc
     # Spark takes plain strings and doubles (pandas' category columns arrive as dictionaries).
     return table.cast(
-        pa.schema(
-            [
-                pa.field(f.name, pa.string() if COLUMN_KINDS[f.name] == "string" else pa.float64())
-                for f in table.schema
-            ]
-        )
+        pa.schema([pa.field(f.name, _ARROW_TYPES[COLUMN_KINDS[f.name]]) for f in table.schema])
     )
 
 
@@ -124,6 +132,8 @@ def _arrow_kind(type_: pa.DataType) -> str | None:
         return "string"
     if pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_):
         return "seconds"
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        return "seconds list" if _arrow_kind(type_.value_type) == "seconds" else None
     return None
 
 
@@ -132,4 +142,6 @@ def spark_kind(type_: T.DataType) -> str | None:
         return "string"
     if isinstance(type_, T.NumericType):
         return "seconds"
+    if isinstance(type_, T.ArrayType):
+        return "seconds list" if spark_kind(type_.elementType) == "seconds" else None
     return None

@@ -43,7 +43,12 @@ _PLANNED_ARROW = pa.schema(
             "spans",
             pa.list_(
                 pa.struct(
-                    [("clip_id", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())]
+                    [
+                        ("clip_id", pa.string()),
+                        ("start_s", pa.float64()),
+                        ("end_s", pa.float64()),
+                        ("timestamps_s", pa.list_(pa.float64())),
+                    ]
                 )
             ),
         ),
@@ -59,7 +64,12 @@ def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
         {f.name: (spark_kind(f.dataType), f.dataType.simpleString()) for f in videos.schema.fields},
         source,
     )
-    kinds = {"clip_id": T.StringType(), "start_s": T.DoubleType(), "end_s": T.DoubleType()}
+    kinds = {
+        "clip_id": T.StringType(),
+        "start_s": T.DoubleType(),
+        "end_s": T.DoubleType(),
+        "timestamps_s": T.ArrayType(T.DoubleType()),
+    }
     columns = [F.coalesce(F.col("video_path"), F.lit("")).alias("video_path")]
     for name, kind in kinds.items():
         value = F.col(name).cast(kind) if name in present else F.lit(None).cast(kind)
@@ -76,14 +86,17 @@ def videos_of(rows: DataFrame, partitions: int) -> DataFrame:
     ``spark.sql.shuffle.partitions`` (200 by default): the planned units are cached, and a
     cached plan keeps its partitions, each a Python task.
     """
-    span = F.struct("clip_id", "start_s", "end_s")
+    span = F.struct("clip_id", "start_s", "end_s", "timestamps_s")
     by_video = rows.repartition(partitions, "video_path")
     return by_video.groupBy("video_path").agg(F.array_sort(F.collect_set(span)).alias("spans"))
 
 
 def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
     """The ``spans`` column of one video as the extraction's clips (None: whole video)."""
-    return clips_of_rows(span_of_row(s["start_s"], s["end_s"], s["clip_id"]) for s in (spans or []))
+    return clips_of_rows(
+        span_of_row(s["start_s"], s["end_s"], s["clip_id"], s.get("timestamps_s"))
+        for s in (spans or [])
+    )
 
 
 def planned_units(videos: DataFrame, config: CommonOptions) -> DataFrame:

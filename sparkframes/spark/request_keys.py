@@ -53,7 +53,12 @@ def request_key(
 
 
 def _invalid(clip: ClipSpan) -> list[str]:
-    return [] if clip.invalid is None else [clip.invalid]
+    """What a clip adds to its key beyond its span: why it is unusable, and the times asked of
+    it; nothing for a plain span, so that keys of earlier tables stay as they were."""
+    extra = [] if clip.invalid is None else [clip.invalid]
+    if clip.timestamps_s is not None:
+        extra += ["timestamps", *map(repr, clip.timestamps_s)]
+    return extra
 
 
 def _pixels_doc(config: CommonOptions) -> dict:
