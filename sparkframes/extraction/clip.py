@@ -25,7 +25,7 @@ from sparkframes.extraction.base import (
 )
 from sparkframes.sampling.plan import FrameRequest, VideoPlan, plan_video, resolve_clips
 from sparkframes.sampling.spans import ClipSpan, FixedStride
-from sparkframes.sampling.specs import ExtractionSpec
+from sparkframes.sampling.specs import ExtractionSpec, Policy
 from sparkframes.sampling.timeline import VideoTimeline
 
 __all__ = ["ClipFrameExtraction", "ExtractOptions", "ExtractionReport", "extract_clip_frames"]
@@ -66,6 +66,10 @@ class ClipFrameExtraction(Extraction):
             assert timeline is not None
             clips = resolve_clips(timeline.end_s, self.clips, self.stride)
             plan = plan_video(self.video_path, timeline, clips, self.specs)
+            if all(s.policy is Policy.KEYFRAMES for s in self.specs):
+                # Each keyframe decodes alone and is drained: frame threads have nothing to
+                # overlap, slice threads split the one frame (as the keyframe previews do).
+                src.stream.codec_context.thread_type = "SLICE"
             decoder = open_decoder(
                 choice,
                 src,
