@@ -47,7 +47,7 @@ def cell(value: Any) -> str:
         return text
     if isinstance(value, list):
         return ", ".join(cell(v) for v in value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return str(value).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
 def table(records: list[dict[str, Any]]) -> str:
