@@ -16,9 +16,11 @@ import argparse
 import contextlib
 import datetime as _dt
 import importlib
+import io
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -63,11 +65,9 @@ def cpu_seconds(tree: bool = False) -> float:
     """user+sys of this process's threads and its waited-for children; with ``tree``, of every
     live descendant too (psutil): a JVM or a worker pool lives on between calls, so
     ``RUSAGE_CHILDREN`` would miss it."""
-    if not tree:
-        own, kids = (
-            resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        )
-        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    if not tree:  # process_time: finer than RUSAGE_SELF's tick-based accounting
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + kids.ru_utime + kids.ru_stime
     import psutil
 
     total = 0.0
@@ -375,6 +375,34 @@ def local_spark(cores: int = 2, app: str = "sparkframes-bench") -> Any:
     spark = builder.config("spark.ui.enabled", "false").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def cli_job(*argv: str) -> dict[str, int]:
+    """The ``sparkframes`` command run in this process (so it reuses a warm session), progress
+    line off, its summary line read back: the public way to run the job that old checkouts
+    have too."""
+    import sparkframes.cli
+
+    config = CACHE_DIR / "bench_job.toml"
+    if not config.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        config.write_text("progress = false\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = sparkframes.cli.main([*argv, "--config", str(config)])
+    line = out.getvalue()
+    found = re.search(
+        r"(\d+) videos processed, (\d+) up to date, (\d+) failed;.*? frames ([^;]*);", line
+    )
+    if code or not found:
+        raise RuntimeError(f"sparkframes {' '.join(argv)}: exit {code}: {line[-500:]}")
+    frames = sum(int(p.split("=")[1]) for p in found[4].split(", ") if "=" in p)
+    return {
+        "processed": int(found[1]),
+        "skipped": int(found[2]),
+        "failed": int(found[3]),
+        "frames": frames,
+    }
 
 
 def _serve(module_name: str) -> None:
