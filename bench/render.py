@@ -3,8 +3,8 @@
     python -m bench.render [--results DIR] [--output FILE]
 
 One section per ``<results>/<name>.json``, in name order: the first line of
-``bench/<name>.py``'s docstring, the machine and the parameters as tables, then each
-measurement table. A section between ``<!-- name:start/end -->`` markers in the old file that
+``bench/<name>.py``'s docstring as its heading, the machine and the parameters as tables, then
+each measurement table. A section between ``<!-- name:start/end -->`` markers in the old file that
 no JSON file renders (one a script still writes itself) is kept as it was.
 """
 
@@ -66,7 +66,7 @@ def section(doc: dict[str, Any]) -> str:
     facts = [{"machine": k, "value": v} for k, v in doc["machine"].items()]
     facts.append({"machine": "source", "value": doc["source"]})
     params = [{"parameter": k, "value": v} for k, v in doc["parameters"].items()]
-    parts = [f"## {name} (`bench/{name}.py`)", description(name), table(facts), table(params)]
+    parts = [f"## {description(name) or name} (`bench/{name}.py`)", table(facts), table(params)]
     for title, records in doc["measurements"].items():
         parts += [f"### {title}", table(records)] if records else []
     return (
