@@ -29,7 +29,7 @@ def description(name: str) -> str:
     """The first line of the benchmark module's docstring (read, not imported)."""
     path = BENCH_DIR / f"{name}.py"
     doc = ast.get_docstring(ast.parse(path.read_text())) if path.exists() else None
-    return doc.splitlines()[0] if doc else ""
+    return doc.splitlines()[0].rstrip(".") if doc else ""
 
 
 def cell(value: Any) -> str:
