@@ -127,12 +127,10 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def options(p: Any) -> None:
-        p.add_argument("--baseline", default=BASELINE_REV, help="git rev of the old protocol")
-
     from tests.s3 import s3_server
 
-    run = Run(__file__, __doc__, reps=3, argv=argv, options=options)
+    baseline = {"default": BASELINE_REV, "help": "git rev of the old protocol"}
+    run = Run(__file__, __doc__, reps=3, argv=argv, baseline=baseline)
     files, videos = (50, 50) if run.quick else (1000, 2000)
     checkouts = {"old": baseline_checkout(run.args.baseline), "new": REPO}
     work = CACHE_DIR / "commit_bench"

@@ -261,7 +261,7 @@ def _rounded(value: Any) -> Any:
 
 class Run:
     """One benchmark run: its arguments (``--quick``, ``--reps``, ``--out`` and the module's
-    own), the machine facts at its start, and its JSON at the end."""
+    own ``flags``), the machine facts at its start, and its JSON at the end."""
 
     def __init__(
         self,
@@ -269,7 +269,7 @@ class Run:
         doc: str | None,
         reps: int,
         argv: list[str] | None = None,
-        options: Callable[[argparse.ArgumentParser], None] | None = None,
+        **flags: dict[str, Any],
     ) -> None:
         self.name = Path(module_file).stem
         parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
@@ -282,8 +282,8 @@ class Run:
             help="results folder (default bench/results; "
             "bench/.cache/results with --quick, so a smoke run never replaces published numbers)",
         )
-        if options:
-            options(parser)
+        for flag, how in flags.items():  # the module's own: dir=dict(type=Path, help=...)
+            parser.add_argument(f"--{flag}", **how)
         self.args = parser.parse_args(argv)
         self.quick: bool = self.args.quick
         self.reps: int = self.args.reps or (1 if self.quick else reps)
@@ -403,6 +403,22 @@ def cli_job(*argv: str) -> dict[str, int]:
         "failed": int(found[3]),
         "frames": frames,
     }
+
+
+def table_digest(table: str) -> str:
+    """A hash of every row's identity and pixels in a frames table, order-independent, through
+    the public reader (old checkouts have it too): the same rows give the same hash."""
+    import hashlib
+
+    import sparkframes
+
+    cols = sparkframes.read_table(table).to_pydict()
+    identity = ("video_path", "clip_id", "target_fps", "frame_index", "pts_s")
+    keys = sorted(
+        "|".join(str(cols[c][i]) for c in identity) + "|" + hashlib.sha1(frame).hexdigest()
+        for i, frame in enumerate(cols["frame"])
+    )
+    return hashlib.sha1("\n".join(keys).encode()).hexdigest()[:12]
 
 
 def _serve(module_name: str) -> None:

@@ -63,10 +63,8 @@ def plan_only(spark: Any, input_path: str, output: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def options(p: Any) -> None:
-        p.add_argument("--rows", default="10000,100000", help="comma-separated input sizes")
-
-    run = Run(__file__, __doc__, reps=3, argv=argv, options=options)
+    rows_flag = {"default": "10000,100000", "help": "comma-separated input sizes"}
+    run = Run(__file__, __doc__, reps=3, argv=argv, rows=rows_flag)
     sizes = [1000, 3000] if run.quick else [int(r) for r in run.args.rows.split(",")]
     work = CACHE_DIR / "planning_bench"
     shutil.rmtree(work / "tables", ignore_errors=True)

@@ -18,7 +18,6 @@ Run: ``python -m bench.small_videos_bench [--quick] [--videos N] [--reps N] [--b
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from contextlib import ExitStack
 from typing import Any
@@ -35,6 +34,7 @@ from bench.harness import (
     measure,
     median,
     ratio,
+    table_digest,
     times,
 )
 from bench.videos import tiny_videos_input
@@ -78,8 +78,6 @@ def cpu_by_kind() -> dict[str, float]:
 def serve(request: dict[str, Any]) -> dict[str, Any]:
     """In a ``Child`` on one checkout: one run of the job; its wall time, CPU by kind of
     process, and (asked) a hash of every row's identity and pixels."""
-    import sparkframes
-
     args = ["clip-frames", "--input", request["input"], "--output", request["output"]]
     args += ["--master", "local[2]", "--policy", "middle", "--mode", "overwrite"]
     before = cpu_by_kind()
@@ -87,23 +85,15 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
     cpu = {k: v - before[k] for k, v in cpu_by_kind().items()}
     result = {"wall": t.wall, "cpu": sum(cpu.values()), **{f"CPU {k}": v for k, v in cpu.items()}}
     if request["digest"]:
-        cols = sparkframes.read_table(request["output"]).to_pydict()
-        keys = sorted(
-            f"{cols['video_path'][i]}|{cols['clip_id'][i]}|{cols['frame_index'][i]}|"
-            f"{cols['pts_s'][i]}|{hashlib.sha1(frame).hexdigest()}"
-            for i, frame in enumerate(cols["frame"])
-        )
-        result["digest"] = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:12]
+        result["digest"] = table_digest(request["output"])
     shutil.rmtree(request["output"], ignore_errors=True)
     return {**result, "frames": t.value["frames"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    def options(p: Any) -> None:
-        p.add_argument("--baseline", default=BASELINE_REV, help="git rev of fork per video")
-        p.add_argument("--videos", type=int, help="tiny videos (default 400, --quick 40)")
-
-    run = Run(__file__, __doc__, reps=5, argv=argv, options=options)
+    baseline = {"default": BASELINE_REV, "help": "git rev of fork per video"}
+    count = {"type": int, "help": "tiny videos (default 400, --quick 40)"}
+    run = Run(__file__, __doc__, reps=5, argv=argv, baseline=baseline, videos=count)
     videos = run.args.videos or (40 if run.quick else 400)
     checkouts = {"new": REPO, "old": baseline_checkout(run.args.baseline)}
     inputs = str(tiny_videos_input(WORK, videos))

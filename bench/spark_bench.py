@@ -18,7 +18,6 @@ Run: ``python -m bench.spark_bench [--quick] [--reps N] [--videos N] [--dir D]``
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import shutil
@@ -33,7 +32,17 @@ import pyarrow.parquet as pq
 
 import sparkframes
 import sparkframes.spark
-from bench.harness import CACHE_DIR, Run, interleaved, local_spark, measure, median, ratio, times
+from bench.harness import (
+    CACHE_DIR,
+    Run,
+    interleaved,
+    local_spark,
+    measure,
+    median,
+    ratio,
+    table_digest,
+    times,
+)
 from bench.videos import copies, ensure_video, facts, x264
 
 SLOTS = 2  # local[2]: tasks at once, each with 1 cpu and so 1 decoder thread
@@ -82,23 +91,10 @@ def write(spark: Any, input_path: str, output: Path, timeout_s: float | None) ->
     return summary.frames
 
 
-def digest(table: Path) -> str:
-    """A hash of every row's identity and pixels, order-independent (public reader)."""
-    cols = sparkframes.read_table(str(table)).to_pydict()
-    keys = sorted(
-        f"{cols['video_path'][i]}|{cols['clip_id'][i]}|{cols['target_fps'][i]}|"
-        f"{cols['frame_index'][i]}|{cols['pts_s'][i]}|{hashlib.sha1(frame).hexdigest()}"
-        for i, frame in enumerate(cols["frame"])
-    )
-    return hashlib.sha1("\n".join(keys).encode()).hexdigest()[:12]
-
-
 def main(argv: list[str] | None = None) -> int:
-    def options(p: Any) -> None:
-        p.add_argument("--videos", type=int, help="input videos (default 12, --quick 2)")
-        p.add_argument("--dir", type=Path, help="work folder (default /dev/shm)")
-
-    run = Run(__file__, __doc__, reps=5, argv=argv, options=options)
+    videos = {"type": int, "help": "input videos (default 12, --quick 2)"}
+    folder = {"type": Path, "help": "work folder (default /dev/shm)"}
+    run = Run(__file__, __doc__, reps=5, argv=argv, videos=videos, dir=folder)
     count = run.args.videos or (2 if run.quick else 12)
     seconds = 10 if run.quick else 20  # one or two 10 s clips a video
     video = ensure_video(x264("h264_720p_spark", 1280, 720, seconds))
@@ -135,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {name: {t.value for t in ts} for name, ts in runs.items()}
     if len(set().union(*rows.values())) != 1:
         raise RuntimeError(f"rows differ between methods or repetitions: {rows}")
-    hashes = {name: digest(work / name) for name in ("inline", "isolated")}
+    hashes = {name: table_digest(str(work / name)) for name in ("inline", "isolated")}
     if len(set(hashes.values())) != 1:
         raise RuntimeError(f"the two Spark modes wrote different rows: {hashes}")
     spark.stop()

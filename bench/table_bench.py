@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         __doc__,
         reps=3,
         argv=argv,
-        options=lambda p: p.add_argument("--dir", type=Path, help="files (default /dev/shm)"),
+        dir={"type": Path, "help": "files (default /dev/shm)"},
     )
     frames = load_frames(run.quick)
     # tmpfs when there is one: the disk's write-back stalls would swamp the encoding costs.
