@@ -124,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"{name}: frames {[r['frames'] for r in rs]}, expected {videos}")
         row = {
             "way": name,
-            **{f"{k} per video": v * 1e3 for k, v in times(own[name], per=videos).items()},
+            **{
+                f"{k.removesuffix(' s')} ms per video": v * 1e3
+                for k, v in times(own[name], per=videos).items()
+            },
         }
         row |= {"faster than fork per video, wall": ratio(base, own[name])}
         row |= {
