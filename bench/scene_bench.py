@@ -59,7 +59,7 @@ THREADS = 2
 HEIGHT, WIDTH = 27, 48
 SMALL_BATCH_BYTES = 2 << 20  # below the long RSS videos' pixels: what bounds memory then
 MAIN_VIDEOS = ("h264_1080p", "hevc_720p")  # VP9 is left to decode_bench
-EXECUTOR_VIDEOS = 4
+EXECUTOR_VIDEOS = 4  # decodes per busy-executor measurement (--quick: one per core)
 
 
 def run_ours(path: str, keep: bool = False, threads: int = THREADS, **opts: Any) -> tuple[int, Any]:
@@ -141,10 +141,10 @@ def _ours_one_thread(path: str, opts: dict[str, str]) -> int:
     return run_ours(path, threads=1, **opts)[0]
 
 
-def run_executor(path: str, method: str, workers: int) -> list[int]:
-    """``EXECUTOR_VIDEOS`` decodes of ``path``, ``workers`` at a time, every core taken: ours in
-    forked processes (as Spark's Python workers are), the CLI processes started from threads."""
-    jobs = [path] * EXECUTOR_VIDEOS
+def run_executor(path: str, method: str, workers: int, decodes: int) -> list[int]:
+    """``decodes`` decodes of ``path``, ``workers`` at a time, every core taken: ours in forked
+    processes (as Spark's Python workers are), the CLI processes started from threads."""
+    jobs = [path] * decodes
     if method.startswith("ours"):
         opts = {"skip_loop_filter": "all"} if "skip" in method else {}
         opts |= {"resize_filter": "area"} if "area" in method else {}
@@ -272,7 +272,9 @@ def vs(base: list[Timed], runs: list[Timed], name: str) -> dict[str, Any]:
     return {f"{name} wall": ratio(base, runs), f"{name} CPU": ratio(base, runs, cpu=True)}
 
 
-def measure_video(video: VideoInfo, reps: int, shift: int, workers: int) -> dict[str, list[dict]]:
+def measure_video(
+    video: VideoInfo, reps: int, shift: int, workers: int, decodes: int
+) -> dict[str, list[dict]]:
     """Every method on one video, interleaved; then the busy executor, the checks, where the
     time goes, the conversion alone and a profile."""
     path, frames, name = video.path, video.frames, video.name
@@ -289,13 +291,13 @@ def measure_video(video: VideoInfo, reps: int, shift: int, workers: int) -> dict
         out["methods"].append(
             {"video": name, "method": key, **times(ts), **vs(runs[CLI], ts, "CLI / method")}
         )
-    busy = {k: lambda rep, k=k: run_executor(path, k, workers) for k in EXECUTOR}
+    busy = {k: lambda rep, k=k: run_executor(path, k, workers, decodes) for k in EXECUTOR}
     busy_runs = interleaved(busy, reps, shift, f"{name} executor")
     for key, ts in busy_runs.items():
         if any(n != frames for t in ts for n in t.value):
             raise RuntimeError(f"{name} executor {key}: {[t.value for t in ts]}")
         row = {"video": name, "method": key, **times(ts)}
-        row["videos / hour"] = EXECUTOR_VIDEOS * 3600 / row["wall s"]
+        row["videos / hour"] = decodes * 3600 / row["wall s"]
         out["busy executor"].append(row | vs(busy_runs[CLI], ts, "CLI / method"))
 
     kept = {k: ts[0].value[1] for k, ts in runs.items()}
@@ -353,16 +355,17 @@ def measure_video(video: VideoInfo, reps: int, shift: int, workers: int) -> dict
 def main(argv: list[str] | None = None) -> int:
     run = Run(__file__, __doc__, reps=5, argv=argv)
     videos = [ensure_video(r) for r in recipes(run.quick) if r.name in MAIN_VIDEOS]
-    lengths = (20, 80) if run.quick else (20, 80, 320)
+    lengths = (20,) if run.quick else (20, 80, 320)
     rss_videos = [ensure_video(x264("h264_360p", 640, 360, s)) for s in lengths]
     workers = len(os.sched_getaffinity(0))
+    decodes = workers if run.quick else EXECUTOR_VIDEOS
     measurements: dict[str, list[dict]] = {"videos": [facts(v) for v in videos + rss_videos]}
     for i, video in enumerate(videos):
-        for key, rows in measure_video(video, run.reps, 2 * i, workers).items():
+        for key, rows in measure_video(video, run.reps, 2 * i, workers, decodes).items():
             measurements[key] = measurements.get(key, []) + rows
     measurements["peak RSS MiB"] = [peak_rss(v) for v in rss_videos]
     parameters = {"request": f"every frame, {HEIGHT}x{WIDTH} rgb24", "decoder threads": THREADS}
-    parameters["busy executor"] = f"{EXECUTOR_VIDEOS} decodes, {workers} at a time"
+    parameters["busy executor"] = f"{decodes} decodes, {workers} at a time"
     run.save(parameters, measurements)
     return 0
 
