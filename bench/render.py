@@ -85,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="JSON results folder")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = parser.parse_args(argv)
-    docs = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
+    docs = []
+    for path in sorted(args.results.glob("*.json")):
+        doc = json.loads(path.read_text())
+        if {"benchmark", "machine", "parameters", "measurements"} <= doc.keys():
+            docs.append(doc)
+        else:  # written by a script not on the harness yet
+            print(f"skipped {path}: not a harness result")
     old = args.output.read_text() if args.output.exists() else ""
     sections = [section(d) for d in docs]
     sections += kept_sections(old, {d["benchmark"] for d in docs})
