@@ -1,98 +1,60 @@
-"""Planning a refresh in Spark: how its time and the driver's memory grow with the input.
+"""Planning in Spark: how a refresh's time and the driver's memory grow with the input.
 
-    python -m bench.planning_bench [--quick] [--rows 10000,100000] [--reps N]
+For each input size N (hard links of a few copies of one tiny video, so stat'ing them is real
+work but extracting them is never needed), on a warm local[2] session:
 
-For each input size N (videos are hard links of a few copies of one tiny file, so stat'ing
-them is real work but extracting them is never needed):
+* no-op refresh: ``sparkframes.spark.write_clip_frames`` (policy ``middle``, incremental) on a
+  table whose state already holds every video, up to date: it reads the input, stats every file
+  on the executors, joins the state, finds nothing to do and commits nothing. The state is
+  committed directly from each video's stat and request key (what a run would have committed),
+  not by extracting N videos first;
+* planning an all-new input: the same up to the decision (per-video plan, stat, join, counts)
+  against an empty table, without the extraction that would follow (internals: there is no
+  public dry run).
 
-* **no-op refresh**: the table's state (``OUT/_state``) already holds every video, up to date,
-  so ``run_clip_frames`` reads the input, stats every file on the executors, joins the state,
-  finds nothing to do and commits nothing. The state is written directly from each video's
-  stat and request key (what a run would have committed), not by extracting N videos first.
-* **planning an all-new input**: the same input against an empty table, up to the decision
-  (per-video plan, stat, join, counts), without the extraction that would follow.
-
-Each is timed on a warm local[2] session, and the driver's Python process's memory is sampled
-every 5 ms (peak RSS during the call minus RSS before it). In local mode the executors run in
-the driver's JVM, so the JVM's memory is not the driver's alone and is not reported.
+Memory: the driver's Python process's RSS, sampled every 5 ms, peak minus start. In local mode
+the executors run in the driver's JVM, so the JVM's memory is not the driver's alone.
+Run: ``python -m bench.planning_bench [--quick] [--rows 10000,100000] [--reps N]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import threading
-import time
-from collections.abc import Callable
+from typing import Any
 
-import psutil
 import pyarrow.parquet as pq
 
-from bench.common import (
-    CACHE_DIR,
-    load_note,
-    machine_info,
-    md_table,
-    median,
-    tiny_videos_input,
-    write_section,
-)
-from sparkframes.filesystems import file_states
-from sparkframes.options import ClipFramesConfig, build_config
-from sparkframes.spark import planning
-from sparkframes.spark.inputs import read_input
-from sparkframes.spark.job import run_clip_frames
-from sparkframes.spark.request_keys import unit_keys
-from sparkframes.spark.resources import default_parallelism
-from sparkframes.spark.session import get_session
-from sparkframes.table.commit import AttemptResult, commit_run
-from sparkframes.table.delta import TableLocation
-from sparkframes.table.state import UnitState, read_state_table
+import sparkframes.spark
+from bench import internals as sf
+from bench.harness import CACHE_DIR, Run, interleaved, local_spark, median
+from bench.videos import tiny_videos_input
 
 REQUEST = {"policy": "middle", "progress": False}
 
 
-def write_up_to_date_state(config: ClipFramesConfig, paths: list[str]) -> None:
-    """The state a run over ``paths`` would have committed, each video up to date."""
-    states = file_states(paths)
+def up_to_date_state(input_path: str, output: str) -> None:
+    """Commit the state a run over the input would have left: each video up to date."""
+    config = sf.build_config(
+        sf.ClipFramesConfig, {"input": input_path, "output": output, **REQUEST}
+    )
+    paths = pq.read_table(input_path)["video_path"].to_pylist()
+    states = sf.file_states(paths)
+    keys = sf.unit_keys(config, None).items()
     units = [
-        UnitState(path, purpose, *states[path], key, frames=1)
-        for path in paths
-        for purpose, key in unit_keys(config, None).items()
+        sf.UnitState(p, purpose, *states[p], key, frames=1) for p in paths for purpose, key in keys
     ]
-    loc = TableLocation.of(config.output)
-    commit_run(loc, "bench-state", [AttemptResult([], [], units)], overwrite=True, metadata={})
+    sf.commit(sf.TableLocation.of(output), [], [], units, overwrite=True)
 
 
-def measured(fn: Callable[[], object]) -> tuple[float, float, object]:
-    """(seconds, MiB the driver's RSS rose by at its peak, result) of one call."""
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    started = time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - started
-    stop.set()
-    sampler.join()
-    return seconds, (peak[0] - base) / 2**20, value
-
-
-def plan_only(spark, config: ClipFramesConfig) -> tuple[int, int]:
+def plan_only(spark: Any, input_path: str, output: str) -> tuple[int, int]:
     """What a run does before its tasks: input, per-video plan, stat, join, counts."""
-    loc = TableLocation.of(config.output)
-    slots = default_parallelism(spark)
-    rows = planning.input_rows(read_input(spark, config.input))
+    config = sf.build_config(
+        sf.ClipFramesConfig, {"input": input_path, "output": output, **REQUEST}
+    )
+    planning, slots = sf.planning, sf.default_parallelism(spark)
+    rows = planning.input_rows(sf.read_input(spark, input_path))
     planned = planning.planned_units(planning.videos_of(rows, slots), config)
-    state = planning.state_frame(spark, read_state_table(loc))
+    state = planning.state_frame(spark, sf.read_state_table(sf.TableLocation.of(output)))
     decided = planning.out_of_date(planned, state, slots).cache()
     try:
         return planning.counts(decided)
@@ -101,89 +63,51 @@ def plan_only(spark, config: ClipFramesConfig) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 rows, once")
-    parser.add_argument("--rows", default="10000,100000", help="comma-separated input sizes")
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args(argv)
-    sizes = [1000, 10000] if args.quick else [int(r) for r in args.rows.split(",")]
-    reps = 1 if args.quick else args.reps
+    rows_flag = {"default": "10000,100000", "help": "comma-separated input sizes"}
+    run = Run(__file__, __doc__, reps=3, argv=argv, rows=rows_flag)
+    sizes = [1000, 3000] if run.quick else [int(r) for r in run.args.rows.split(",")]
     work = CACHE_DIR / "planning_bench"
     shutil.rmtree(work / "tables", ignore_errors=True)
-    header = machine_info()
-    started = time.perf_counter()
-    spark = get_session("local[2]", "planning-bench", log_level="ERROR")
-    results: dict[int, dict[str, list]] = {}
-    for n in sizes:
-        inputs = tiny_videos_input(work, n)
-        paths = pq.read_table(inputs)["video_path"].to_pylist()
-        base = {"input": str(inputs), **REQUEST}
-        noop = build_config(ClipFramesConfig, {**base, "output": str(work / "tables" / f"up_{n}")})
-        fresh = build_config(
-            ClipFramesConfig, {**base, "output": str(work / "tables" / f"new_{n}")}
-        )
-        write_up_to_date_state(noop, paths)
-        run_clip_frames(spark, noop)  # warm-up: the session and its Python workers
-        for _ in range(reps):
-            seconds, mib, summary = measured(lambda c=noop: run_clip_frames(spark, c))
-            assert summary.videos_processed == 0 and summary.videos_skipped == n, summary.line()
-            results.setdefault(n, {}).setdefault("noop", []).append((seconds, mib))
-            seconds, mib, counts = measured(lambda c=fresh: plan_only(spark, c))
-            assert counts == (n, n), counts
-            results[n].setdefault("plan", []).append((seconds, mib))
-    spark.stop()
+    spark = local_spark(2, "planning-bench")
     rows = []
     for n in sizes:
-        noop_s = median(s for s, _ in results[n]["noop"])
-        noop_m = median(m for _, m in results[n]["noop"])
-        plan_s = median(s for s, _ in results[n]["plan"])
-        plan_m = median(m for _, m in results[n]["plan"])
-        rows.append([f"{n:,}", f"{noop_s:.1f}", f"{noop_m:.0f}", f"{plan_s:.1f}", f"{plan_m:.0f}"])
-    if len(sizes) > 1:
-        a, b = sizes[0], sizes[-1]
+        inputs = str(tiny_videos_input(work, n))
+        noop, fresh = str(work / "tables" / f"up_{n}"), str(work / "tables" / f"new_{n}")
+        up_to_date_state(inputs, noop)
 
-        def growth(kind: str, i: int) -> str:
-            first = median(v[i] for v in results[a][kind])
-            last = median(v[i] for v in results[b][kind])
-            return f"{last / first:.1f}x" if first > 0.5 else "-"
+        def refresh(inputs: str = inputs, noop: str = noop, n: int = n) -> None:
+            summary = sparkframes.spark.write_clip_frames(inputs, noop, spark=spark, **REQUEST)
+            assert summary.videos_processed == 0 and summary.videos_skipped == n, summary.line()
 
-        rows.append(
-            [
-                f"{b // a}x the rows",
-                growth("noop", 0),
-                growth("noop", 1),
-                growth("plan", 0),
-                growth("plan", 1),
-            ]
+        def plan(inputs: str = inputs, fresh: str = fresh, n: int = n) -> None:
+            assert plan_only(spark, inputs, fresh) == (n, n)
+
+        refresh()  # warm-up: the session's Python workers, the first job's compilation
+        runs = interleaved(
+            {"no-op refresh": lambda rep: refresh(), "planning, all new": lambda rep: plan()},
+            run.reps,
+            memory=True,
         )
-    table = md_table(
-        [
-            "input rows",
-            "no-op refresh s",
-            "driver MiB added",
-            "planning, all new s",
-            "driver MiB added",
-        ],
-        rows,
+        row: dict[str, Any] = {"input rows": n}
+        for name, ts in runs.items():
+            row |= {
+                f"{name} s": median(t.wall for t in ts),
+                f"{name} driver MiB added": median(t.peak_mib for t in ts),
+            }
+        rows.append(row)
+    spark.stop()
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        growth = {
+            k: {"median": last[k] / first[k]} for k in first if k.endswith(" s") and first[k] > 0.5
+        }
+        rows.append(
+            {"input rows": f"{last['input rows'] // first['input rows']}x the rows", **growth}
+        )
+    run.save(
+        {"master": "local[2]", "video": "3-frame 64x48 H.264 (hard links)", **REQUEST},
+        {"planning": rows},
     )
-    elapsed = time.perf_counter() - started
-    body = f"""## Planning in Spark, from 10,000 to 100,000 videos (`bench/planning_bench.py`)
-
-{header}
-
-`local[2]`, {reps} repetition(s), medians. Videos are hard links of copies of one 3-frame
-64x48 H.264 file; request: policy `middle`, default purpose. Whole run {elapsed:.0f} s.
-*no-op refresh*: `run_clip_frames` over a table whose state has every video up to date (read
-the input, plan and stat on the executors, join the state, count; nothing to commit).
-*planning, all new*: the same up to the decision, against an empty table. *driver MiB added*:
-peak RSS of the driver's Python process during the call, minus its RSS before.
-
-{table}
-
-{load_note()}
-"""
-    write_section("planning_bench", body)
-    print(body)
     return 0
 
 

@@ -1,91 +1,65 @@
-"""Frames-table benchmark: the Parquet round trip of the stored forms of the ``frame`` column.
+"""Frames table: the Parquet round trip of the stored forms of the ``frame`` column.
 
-Issue "the frames table's stored form". The same real frames (every frame of the decode
-benchmark's videos, resized by sparkframes to 224x224 and to 27x48) stored as
+The same real frames (every frame of decode_bench's videos, resized by sparkframes to 224x224
+and to 27x48) stored as
 
-* (i) one BINARY value per frame, as sparkframes writes it (``frames_to_batch`` and
-  ``FRAMES_PARQUET_OPTIONS``: frame column uncompressed, 64 MiB row groups), read back with
-  ``binary_to_tensor`` + ``tensor_to_numpy``;
-* (ii) an ``arrow.fixed_shape_tensor`` column (FixedSizeList<uint8>) with pyarrow's default
-  writer options (``pq.write_table``: snappy, dictionary, one row group), and (ii') the same
-  with compression off, to tell encoding from compression;
+* (i) one BINARY value per frame, as sparkframes writes it (its batches and Parquet options:
+  frame column uncompressed, 64 MiB row groups), read back as a tensor and to numpy;
+* (ii) an ``arrow.fixed_shape_tensor`` column with pyarrow's default writer options, and (ii')
+  the same with compression off, to tell encoding from compression;
 * (iii) BINARY with the frame column compressed by snappy or zstd, to justify 'none'.
 
-Every write starts from the list of per-frame arrays the extractor yields; every read ends at
-one ``(N, H, W, 3)`` numpy array. Forms are interleaved in a rotating order per repetition and
-ratios are medians of per-repetition ratios. Files go to tmpfs (``/dev/shm``, or ``--dir``) and
-are read right after being written: this measures encode/decode cost, not the disk. Afterwards
-each stored form is read by DuckDB and Polars to see what type they report and that they read
-it at all.
-
-Run: ``python -m bench.table_bench [--quick] [--reps N]``.
+Every write starts from the per-frame arrays the extractor yields; every read ends at one
+``(N, H, W, 3)`` array. Files go to tmpfs (``/dev/shm``, or ``--dir``) and are read right after
+being written: this measures encode/decode cost, not the disk. Afterwards DuckDB and Polars read
+each form once: what type they report, and that they read it at all.
+Run: ``python -m bench.table_bench [--quick] [--reps N] [--dir D]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import (
-    CACHE_DIR,
-    Timed,
-    ensure_video,
-    load_note,
-    machine_info,
-    md_table,
-    median,
-    ratio,
-    recipes,
-    rotated,
-    timed,
-    write_section,
+import sparkframes
+from bench.harness import CACHE_DIR, MIB, Run, Timed, interleaved, measure, median, ratio
+from bench.internals import (
+    FRAMES_PARQUET_OPTIONS,
+    FRAMES_SCHEMA,
+    ROW_GROUP_BYTES,
+    binary_to_tensor,
+    frames_to_batch,
+    tensor_to_numpy,
 )
-from sparkframes.extraction.base import ExtractedFrame
-from sparkframes.extraction.clip import ExtractOptions, extract_clip_frames
-from sparkframes.sampling.spans import FixedStride
-from sparkframes.sampling.specs import ExtractionSpec
-from sparkframes.table.files import FRAMES_PARQUET_OPTIONS, ROW_GROUP_BYTES
-from sparkframes.table.schema import FRAMES_SCHEMA, frames_to_batch
-from sparkframes.table.tensor import binary_to_tensor, tensor_to_numpy
+from bench.videos import ensure_video, recipes
 
-SECTION = "table_bench"
 SHAPES = ((224, 224), (27, 48))
-MIB = 1 << 20
+Rows = Sequence[sparkframes.ExtractedFrame]
 
 
-# --------------------------------------------------------------------------------------------
-# Frames
-# --------------------------------------------------------------------------------------------
-
-
-def load_frames(quick: bool) -> dict[tuple[int, int], list[ExtractedFrame]]:
-    """Every frame of the benchmark videos at each shape, as rows; pixels cached as .npy."""
-    out: dict[tuple[int, int], list[ExtractedFrame]] = {shape: [] for shape in SHAPES}
+def load_frames(quick: bool) -> dict[tuple[int, int], list[sparkframes.ExtractedFrame]]:
+    """Every frame of the benchmark videos at each shape, as rows; pixels cached as .npz."""
+    out: dict[tuple[int, int], list[sparkframes.ExtractedFrame]] = {s: [] for s in SHAPES}
     for recipe in recipes(quick):
         video = ensure_video(recipe)
-        cached = {
-            shape: CACHE_DIR / f"frames_{recipe.name}_{recipe.seconds}s_{shape[0]}x{shape[1]}.npz"
-            for shape in SHAPES
-        }
+        stem = f"frames_{recipe.name}_{recipe.seconds}s"
+        cached = {(h, w): CACHE_DIR / f"{stem}_{h}x{w}.npz" for h, w in SHAPES}
         if not all(p.exists() for p in cached.values()):
             _extract_all(video.path, video.fps, cached)
         for shape, path in cached.items():
             data = np.load(path)
-            images, pts = data["images"], data["pts"]
-            for i, (image, t) in enumerate(zip(images, pts, strict=True)):
+            for i, (image, t) in enumerate(zip(data["images"], data["pts"], strict=True)):
                 start = Fraction(int(t // 10) * 10)
                 out[shape].append(
-                    ExtractedFrame(
+                    sparkframes.ExtractedFrame(
                         video_path=video.path,
                         clip_id=f"{float(start):.3f}-{float(start) + 10:.3f}-{recipe.name}",
                         clip_start_s=start,
@@ -104,14 +78,14 @@ def load_frames(quick: bool) -> dict[tuple[int, int], list[ExtractedFrame]]:
 def _extract_all(path: str, fps: int, cached: dict[tuple[int, int], Path]) -> None:
     """Every frame (sampled at the video's own rate), resized by sparkframes in one decode."""
     specs = [
-        ExtractionSpec(f"s{h}x{w}", target_fps=(Fraction(fps),), target_res=(h, w))
+        sparkframes.ExtractionSpec(f"s{h}x{w}", target_fps=(Fraction(fps),), target_res=(h, w))
         for h, w in SHAPES
     ]
-    ex = extract_clip_frames(
+    ex = sparkframes.extract_clip_frames(
         path,
         specs,
-        stride=FixedStride(clip_len_s=Fraction(10), stride_s=Fraction(10)),
-        options=ExtractOptions(threads=2),
+        stride=sparkframes.FixedStride(clip_len_s=Fraction(10), stride_s=Fraction(10)),
+        options=sparkframes.ExtractOptions(threads=2),
     )
     by_shape: dict[tuple[int, int], dict[float, np.ndarray]] = {s: {} for s in SHAPES}
     for batch in ex:
@@ -120,67 +94,41 @@ def _extract_all(path: str, fps: int, cached: dict[tuple[int, int], Path]) -> No
     if ex.report.errors:
         raise RuntimeError(f"extraction failed: {ex.report.errors}")
     for shape, path_out in cached.items():
-        times = sorted(by_shape[shape])
-        np.savez(
-            path_out,
-            images=np.stack([by_shape[shape][t] for t in times]),
-            pts=np.array(times, dtype=np.float64),
-        )
+        pts = sorted(by_shape[shape])
+        images = np.stack([by_shape[shape][t] for t in pts])
+        np.savez(path_out, images=images, pts=np.array(pts, dtype=np.float64))
 
 
-# --------------------------------------------------------------------------------------------
-# Stored forms
-# --------------------------------------------------------------------------------------------
-
-
-def _metadata_columns(rows: Sequence[ExtractedFrame]) -> pa.Table:
-    """The non-frame columns exactly as sparkframes builds them."""
-    return pa.Table.from_batches([frames_to_batch(rows)]).drop_columns(["frame"])
-
-
-def _batches(rows: Sequence[ExtractedFrame]) -> list[Sequence[ExtractedFrame]]:
-    """Rows cut into the extractor's batch size (64 MiB of pixels), which become row groups."""
-    per = max(1, ROW_GROUP_BYTES // rows[0].image.nbytes)
-    return [rows[i : i + per] for i in range(0, len(rows), per)]
-
-
-def write_binary(rows: Sequence[ExtractedFrame], path: Path, frame_codec: str = "none") -> None:
-    """(i)/(iii): sparkframes' batches and writer options (frame codec overridable)."""
+def write_binary(rows: Rows, path: Path, frame_codec: str = "none") -> None:
+    """(i)/(iii): sparkframes' batches (64 MiB of pixels: its row groups) and writer options,
+    the frame column's codec overridable."""
     options = dict(FRAMES_PARQUET_OPTIONS)
     options["compression"] = {**FRAMES_PARQUET_OPTIONS["compression"], "frame": frame_codec}
+    per = max(1, ROW_GROUP_BYTES // rows[0].image.nbytes)
     with pq.ParquetWriter(path, FRAMES_SCHEMA, **options) as writer:
-        for chunk in _batches(rows):
-            writer.write_table(pa.Table.from_batches([frames_to_batch(chunk)]))
+        for i in range(0, len(rows), per):
+            writer.write_table(pa.Table.from_batches([frames_to_batch(rows[i : i + per])]))
 
 
 def read_binary(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """All columns, then the frame column as a tensor (zero-copy per chunk) and numpy.
-
-    Returns the array and the seconds spent in ``pq.read_table`` alone: with several row
-    groups ``tensor_to_numpy`` concatenates the chunks, a copy whose cost (fresh pages) varies.
-    """
+    """All columns, the frame column as a tensor (zero-copy per chunk), then numpy; and the
+    seconds of ``pq.read_table`` alone (with several row groups the rest is one copy)."""
     t0 = time.perf_counter()
     table = pq.read_table(path)
     parquet_s = time.perf_counter() - t0
     return tensor_to_numpy(binary_to_tensor(table["frame"], *shape)), parquet_s
 
 
-def write_tensor(
-    rows: Sequence[ExtractedFrame], path: Path, compression: str | None = None
-) -> None:
+def write_tensor(rows: Rows, path: Path, compression: str | None = None) -> None:
     """(ii): one fixed_shape_tensor column; pyarrow's defaults unless compression is given."""
-    meta = _metadata_columns(rows)
+    meta = pa.Table.from_batches([frames_to_batch(rows)]).drop_columns(["frame"])
     tensor = pa.FixedShapeTensorArray.from_numpy_ndarray(np.stack([r.image for r in rows]))
     table = meta.append_column(pa.field("frame", tensor.type, nullable=False), tensor)
-    if compression is None:
-        pq.write_table(table, path)
-    else:
-        pq.write_table(table, path, compression=compression)
+    pq.write_table(table, path, **({} if compression is None else {"compression": compression}))
 
 
 def read_tensor(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """All columns; the frame column comes back as the extension type if pyarrow knows it.
-    Returns the array and the seconds spent in ``pq.read_table`` alone."""
+    """All columns; the frame column comes back as the extension type if pyarrow knows it."""
     t0 = time.perf_counter()
     column = pq.read_table(path)["frame"]
     parquet_s = time.perf_counter() - t0
@@ -194,7 +142,7 @@ def read_tensor(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
 class Form:
     key: str
     label: str
-    write: Callable[[Sequence[ExtractedFrame], Path], None]
+    write: Callable[[Rows, Path], None]
     read: Callable[[Path, tuple[int, int]], tuple[np.ndarray, float]]
 
 
@@ -222,233 +170,114 @@ FORMS = [
 ]
 
 
-_WORK_NAME = "sparkframes_table_bench"
+def round_trip(form: Form, rows: Rows, shape: tuple, path: Path, check: Any) -> dict[str, Any]:
+    """One write and one read, timed apart; with ``check`` (the pixels), whether they came back
+    exact."""
+    path.unlink(missing_ok=True)
+    w = measure(lambda: form.write(rows, path))
+    r = measure(lambda: form.read(path, shape))
+    exact = None if check is None else bool(np.array_equal(check, r.value[0]))
+    return {"write": w, "read": Timed(r.wall, r.cpu, r.value[1]), "exact": exact}
 
 
-def _default_workdir() -> Path:
-    shm = Path("/dev/shm")
-    return shm / _WORK_NAME if shm.is_dir() else CACHE_DIR / _WORK_NAME
-
-
-def warm_up(frames: dict[tuple[int, int], list[ExtractedFrame]], work: Path) -> None:
-    """One untimed round on a slice of the frames, so no form pays first-use costs (imports,
-    allocator growth) in the timings; and touch, once, about three times the pixels' size of
-    memory, because on a VM the first touch of a page is far dearer than any later one."""
-    total = sum(len(rows) * rows[0].image.nbytes for rows in frames.values() if rows)
-    scratch = np.ones(3 * total, dtype=np.uint8)
-    del scratch
-    for shape, rows in frames.items():
-        part = rows[: max(1, len(rows) // 8)]
-        for form in FORMS:
-            path = work / f"warmup_{form.key}.parquet"
-            form.write(part, path)
-            form.read(path, shape)
-            path.unlink()
-
-
-# --------------------------------------------------------------------------------------------
-# Engines
-# --------------------------------------------------------------------------------------------
-
-
-def duckdb_check(path: Path) -> tuple[str, str]:
-    """(type DuckDB reports for ``frame``, outcome of reading every row of it)."""
+def engines(path: Path) -> dict[str, Any]:
+    """What type DuckDB and Polars give ``frame``, and one full read each (errors reported,
+    not raised: finding them is the point)."""
     import duckdb
+    import polars as pl
 
+    out: dict[str, Any] = {}
     con = duckdb.connect()
     try:
         relation = con.read_parquet(str(path))  # relation API: no DB-API copy of the rows
-        ftype = str(dict(zip(relation.columns, relation.types, strict=True))["frame"])
-        t0 = time.perf_counter()
-        rows = relation.to_arrow_table()
-        return ftype, f"ok, {rows.num_rows} rows in {time.perf_counter() - t0:.2f} s"
-    except Exception as exc:  # reported, not raised: finding this out is the point
-        return "?", f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        out["DuckDB type"] = str(dict(zip(relation.columns, relation.types, strict=True))["frame"])
+        t = measure(relation.to_arrow_table)
+        out |= {"DuckDB rows": t.value.num_rows, "DuckDB read s": t.wall}
+    except Exception as exc:
+        out["DuckDB error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     finally:
         con.close()
-
-
-def polars_check(path: Path) -> tuple[str, str]:
-    """(dtype ``pl.read_parquet`` gives ``frame``, outcome of reading the whole file)."""
-    import polars as pl
-
     try:
-        t0 = time.perf_counter()
-        df = pl.read_parquet(path)
-        seconds = time.perf_counter() - t0
-        dtype = str(df.schema["frame"]).split(", '{", 1)[0]  # drop the extension's JSON
-        return dtype, f"ok, {df.height} rows in {seconds:.2f} s"
+        t = measure(lambda: pl.read_parquet(path))
+        out["Polars type"] = str(t.value.schema["frame"]).split(", '{", 1)[0]  # less its JSON
+        out |= {"Polars rows": t.value.height, "Polars read s": t.wall}
     except Exception as exc:
-        return "?", f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-
-
-# --------------------------------------------------------------------------------------------
-# Driver
-# --------------------------------------------------------------------------------------------
+        out["Polars error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short videos, 1 repetition")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
-    parser.add_argument("--dir", default=None, help="where to write files (default: /dev/shm)")
-    args = parser.parse_args(argv)
-    reps = args.reps or (1 if args.quick else 3)
-    machine = machine_info()
-    print(machine, flush=True)
-
-    t0 = time.perf_counter()
-    frames = load_frames(args.quick)
-    print(f"frames ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    run = Run(
+        __file__,
+        __doc__,
+        reps=3,
+        argv=argv,
+        dir={"type": Path, "help": "files (default /dev/shm)"},
+    )
+    frames = load_frames(run.quick)
     # tmpfs when there is one: the disk's write-back stalls would swamp the encoding costs.
-    work = Path(args.dir) if args.dir else _default_workdir()
+    shm = Path("/dev/shm")
+    work = run.args.dir or (shm if shm.is_dir() else CACHE_DIR) / "sparkframes_table_bench"
     work.mkdir(parents=True, exist_ok=True)
-    warm_up(frames, work)
-
-    writes: dict[tuple[str, tuple[int, int]], list[Timed]] = {}
-    reads: dict[tuple[str, tuple[int, int]], list[Timed]] = {}
-    sizes: dict[tuple[str, tuple[int, int]], int] = {}
-    exact: dict[tuple[str, tuple[int, int]], bool] = {}
-    started = time.perf_counter()
-    for rep in range(reps):
-        for s_index, shape in enumerate(SHAPES):
-            rows = frames[shape]
-            for form in rotated(FORMS, rep * 2 + s_index):
-                path = work / f"{form.key}_{shape[0]}x{shape[1]}.parquet"
-                path.unlink(missing_ok=True)
-                w = timed(lambda form=form, rows=rows, path=path: form.write(rows, path))
-                r = timed(lambda form=form, path=path, shape=shape: form.read(path, shape))
-                key = (form.key, shape)
-                writes.setdefault(key, []).append(w)
-                reads.setdefault(key, []).append(Timed(r.wall, r.cpu, r.value[1]))
-                sizes[key] = path.stat().st_size
-                if rep == 0:
-                    original = np.stack([row.image for row in rows])
-                    exact[key] = bool(np.array_equal(original, r.value[0]))
-                del r
-                print(
-                    f"rep {rep} {shape[0]}x{shape[1]} {form.key:>13}: write {w.wall:6.2f} s, "
-                    f"read {reads[key][-1].wall:6.2f} s, {sizes[key] / MIB:8.1f} MiB",
-                    flush=True,
-                )
-    total = time.perf_counter() - started
-
-    engines: dict[tuple[str, tuple[int, int]], tuple[tuple[str, str], tuple[str, str]]] = {}
-    for shape in SHAPES:
+    # On a VM the first touch of a page is far dearer than later ones: touch about three
+    # times the pixels' size once, then one untimed round on a slice of the frames.
+    scratch = np.ones(3 * sum(len(r) * r[0].image.nbytes for r in frames.values()), np.uint8)
+    del scratch
+    for shape, rows in frames.items():
         for form in FORMS:
-            path = work / f"{form.key}_{shape[0]}x{shape[1]}.parquet"
-            engines[(form.key, shape)] = (duckdb_check(path), polars_check(path))
-            print(f"engines {form.key} {shape}: {engines[(form.key, shape)]}", flush=True)
+            form.write(rows[: max(1, len(rows) // 8)], work / "warmup.parquet")
+            form.read(work / "warmup.parquet", shape)
+
+    forms, reads_by = [], []
+    for s_index, (shape, rows) in enumerate(frames.items()):
+        mib, original = len(rows) * rows[0].image.nbytes / MIB, np.stack([r.image for r in rows])
+        paths = {f.label: work / f"{f.key}_{shape[0]}x{shape[1]}.parquet" for f in FORMS}
+
+        methods = {
+            f.label: lambda rep, f=f, rows=rows, shape=shape, path=paths[f.label], check=original: (
+                round_trip(f, rows, shape, path, check if rep == 0 else None)
+            )
+            for f in FORMS
+        }
+        runs = interleaved(methods, run.reps, shift=2 * s_index, label=f"{shape}")
+        out = {k: [t.value for t in ts] for k, ts in runs.items()}
+        base = out[FORMS[0].label]
+        for label, cycles in out.items():
+            w, r = [c["write"] for c in cycles], [c["read"] for c in cycles]
+            bw, br = [c["write"] for c in base], [c["read"] for c in base]
+            size, base_size = paths[label].stat().st_size, paths[FORMS[0].label].stat().st_size
+            forms.append(
+                {
+                    "frames": f"{shape[0]}x{shape[1]}",
+                    "form": label,
+                    "write MiB/s": mib / median(t.wall for t in w),
+                    "write x (i)": ratio(bw, w),
+                    "write CPU x (i)": ratio(bw, w, cpu=True),
+                    "read MiB/s": mib / median(t.wall for t in r),
+                    "read x (i)": ratio(br, r),
+                    "read CPU x (i)": ratio(br, r, cpu=True),
+                    "of which read_table MiB/s": mib / median(t.value for t in r),
+                    "file MiB": size / MIB,
+                    "size x (i)": size / base_size,
+                    "exact": cycles[0]["exact"],
+                }
+            )
+            reads_by.append(
+                {"frames": f"{shape[0]}x{shape[1]}", "form": label, **engines(paths[label])}
+            )
     for path in work.glob("*.parquet"):
         path.unlink()
-    if work.name == _WORK_NAME:
-        work.rmdir()
+    parameters: dict[str, Any] = {"files in": str(work.parent)}
+    for shape, rows in frames.items():
+        parameters[f"{shape[0]}x{shape[1]} frames"] = len(rows)
+        parameters[f"{shape[0]}x{shape[1]} MiB of pixels"] = len(rows) * rows[0].image.nbytes / MIB
+    import duckdb
+    import polars
 
-    body = _report(
-        frames, writes, reads, sizes, exact, engines, reps, machine, total, args.quick, work
-    )
-    print(body)
-    if not args.no_write:
-        print(f"wrote {write_section(SECTION, body)}")
+    parameters |= {"duckdb": duckdb.__version__, "polars": polars.__version__}
+    run.save(parameters, {"forms": forms, "engines": reads_by})
     return 0
 
 
-def _report(
-    frames: dict[tuple[int, int], list[ExtractedFrame]],
-    writes: dict[tuple[str, tuple[int, int]], list[Timed]],
-    reads: dict[tuple[str, tuple[int, int]], list[Timed]],
-    sizes: dict[tuple[str, tuple[int, int]], int],
-    exact: dict[tuple[str, tuple[int, int]], bool],
-    engines: dict[tuple[str, tuple[int, int]], tuple[tuple[str, str], tuple[str, str]]],
-    reps: int,
-    machine: str,
-    total_s: float,
-    quick: bool,
-    work: Path,
-) -> str:
-    import duckdb
-    import polars as pl
-
-    lines = [
-        "## Frames table: stored form of the `frame` column (`bench/table_bench.py`)",
-        "",
-        machine + f" DuckDB {duckdb.__version__}, Polars {pl.__version__}.",
-        "",
-        "Frames: every frame of the decode benchmark's three videos, resized by sparkframes "
-        "(bicubic) - real picture content, neither noise nor constant. "
-        + "; ".join(
-            f"{h}x{w}: {len(rows)} frames, {len(rows) * h * w * 3 / MIB:.0f} MiB of pixels"
-            for (h, w), rows in frames.items()
-        )
-        + f". {reps} repetition(s){' (--quick)' if quick else ''}, forms interleaved in a "
-        f"rotating order; medians shown, ratios are medians of per-repetition ratios against "
-        f"(i). Whole run {total_s:.0f} s.",
-        "",
-        "MiB/s are MiB of pixels per wall second. Write = per-frame arrays to a Parquet file "
-        "(Arrow array building included); read = `pq.read_table` of all columns to one "
-        f"`(N, H, W, 3)` uint8 array. Files in `{work.parent}` "
-        f"({'tmpfs, so no disk in the timings' if str(work).startswith('/dev/shm') else 'disk'}); "
-        "one untimed warm-up round first. *x (i)*: speed relative to (i) in wall time, "
-        "*CPU x (i)* the same in CPU time (all threads; less disturbed by other load): "
-        "above 1 is faster than (i). *of which read_table*: the `pq.read_table` step alone (the "
-        "rest is the frame column to numpy; with several row groups that is one copy of the "
-        "pixels into fresh memory, whose page-fault cost varies from run to run). "
-        "*size x (i)*: above 1 is bigger.",
-        "",
-    ]
-    header = ["frames", "form", "write MiB/s", "x (i)", "CPU x (i)", "read MiB/s", "x (i)"]
-    header += ["CPU x (i)", "of which read_table MiB/s", "file MiB", "size x (i)", "exact"]
-    rows_out: list[list[str]] = []
-    for shape in SHAPES:
-        h, w = shape
-        mib = len(frames[shape]) * h * w * 3 / MIB
-        base_w, base_r = writes[("binary", shape)], reads[("binary", shape)]
-        for form in FORMS:
-            key = (form.key, shape)
-            ws, rs = writes[key], reads[key]
-            rows_out.append(
-                [
-                    f"{h}x{w}",
-                    form.label,
-                    f"{mib / median(x.wall for x in ws):.0f}",
-                    f"{ratio(base_w, ws):.2f}x",
-                    f"{ratio(base_w, ws, cpu=True):.2f}x",
-                    f"{mib / median(x.wall for x in rs):.0f}",
-                    f"{ratio(base_r, rs):.2f}x",
-                    f"{ratio(base_r, rs, cpu=True):.2f}x",
-                    f"{mib / median(x.value for x in rs):.0f}",
-                    f"{sizes[key] / MIB:.1f}",
-                    f"{sizes[key] / sizes[('binary', shape)]:.3f}",
-                    "yes" if exact.get(key) else "NO",
-                ]
-            )
-    lines += [md_table(header, rows_out, left=2), ""]
-    lines += [
-        "Other engines reading each stored form (one full read each, `SELECT *` for DuckDB, "
-        "`pl.read_parquet` for Polars; single timings, for information):",
-        "",
-    ]
-    erows: list[list[str]] = []
-    for shape in SHAPES:
-        for form in FORMS:
-            (d_type, d_out), (p_type, p_out) = engines[(form.key, shape)]
-            erows.append(
-                [f"{shape[0]}x{shape[1]}", form.label, f"`{d_type}`", d_out, f"`{p_type}`", p_out]
-            )
-    lines += [
-        md_table(
-            ["frames", "form", "DuckDB type", "DuckDB read", "Polars type", "Polars read"],
-            erows,
-            left=6,
-        ),
-        "",
-        load_note(),
-        "",
-    ]
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    raise SystemExit(main())
