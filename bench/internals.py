@@ -28,14 +28,13 @@ _WHERE = {
     "target_times": "sparkframes.tools.preview.keyframes",
     # the table's stored form and its commit (table, encoding, commit, planning, scene)
     "FRAMES_SCHEMA": "sparkframes.table.schema",
-    "frames_to_batch": "sparkframes.table.schema",
-    "rows_to_batches": "sparkframes.table.schema",
+    "FrameBatches": "sparkframes.convert.columns",
     "FRAMES_PARQUET_OPTIONS": "sparkframes.table.files",
     "ROW_GROUP_BYTES": "sparkframes.table.files",
     "AttemptWriter": "sparkframes.table.files",
     "binary_to_tensor": "sparkframes.table.tensor",
     "tensor_to_numpy": "sparkframes.table.tensor",
-    "FrameEncoding": "sparkframes.table.encodings",
+    "FrameEncoding": "sparkframes.convert.encode",
     "AttemptResult": "sparkframes.table.commit",
     "commit_run": "sparkframes.table.commit",
     "TableLocation": "sparkframes.table.delta",
@@ -48,11 +47,11 @@ _WHERE = {
     # planning a run without running it (planning)
     "planning": "sparkframes.spark.planning",
     "read_input": "sparkframes.spark.inputs",
-    "unit_keys": "sparkframes.spark.request_keys",
+    "unit_keys_of": "sparkframes.spark.request_keys",
     "default_parallelism": "sparkframes.spark.resources",
     "file_states": "sparkframes.filesystems",
-    "ClipFramesConfig": "sparkframes.options",
-    "build_config": "sparkframes.options",
+    "ClipFramesOptions": "sparkframes.options",
+    "build_options": "sparkframes.options",
 }
 
 
@@ -82,3 +81,23 @@ def commit(loc: Any, frame_files: list, error_files: list, units: list, overwrit
     """Commit staged files and the units' state as one run, the job's way."""
     attempt = __getattr__("AttemptResult")(frame_files, error_files, units)
     __getattr__("commit_run")(loc, "bench", [attempt], overwrite=overwrite, metadata={})
+
+
+def frames_to_batch(rows: list, decoder: str = "ffmpeg_cpu", encoding: Any = None) -> Any:
+    """``ExtractedFrame`` rows of one purpose as one record batch of the frames table, built as
+    an extraction builds them (``convert.columns.FrameBatches``)."""
+    encoding = encoding if encoding is not None else __getattr__("FrameEncoding")()
+    size = sum(row.image.nbytes for row in rows) + 1  # one batch: never full before the end
+    batches = __getattr__("FrameBatches")(decoder, encoding, max_bytes=size)
+    for row in rows:
+        batches.add(row, row.image)
+    ((_, batch),) = batches.flush()
+    return batch
+
+
+def rows_to_batches(rows: list, decoder: str = "ffmpeg_cpu") -> list[tuple[str, Any]]:
+    """``ExtractedFrame`` rows of any purposes as one record batch per purpose."""
+    by_purpose: dict[str, list] = {}
+    for row in rows:
+        by_purpose.setdefault(row.purpose, []).append(row)
+    return [(p, frames_to_batch(r, decoder)) for p, r in by_purpose.items()]

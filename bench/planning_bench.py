@@ -34,12 +34,12 @@ REQUEST = {"policy": "middle", "progress": False}
 
 def up_to_date_state(input_path: str, output: str) -> None:
     """Commit the state a run over the input would have left: each video up to date."""
-    config = sf.build_config(
-        sf.ClipFramesConfig, {"input": input_path, "output": output, **REQUEST}
+    config = sf.build_options(
+        sf.ClipFramesOptions, {"input": input_path, "output": output, **REQUEST}
     )
     paths = pq.read_table(input_path)["video_path"].to_pylist()
     states = sf.file_states(paths)
-    keys = sf.unit_keys(config, None).items()
+    keys = sf.unit_keys_of(config)(None).items()
     units = [
         sf.UnitState(p, purpose, *states[p], key, frames=1) for p in paths for purpose, key in keys
     ]
@@ -48,8 +48,8 @@ def up_to_date_state(input_path: str, output: str) -> None:
 
 def plan_only(spark: Any, input_path: str, output: str) -> tuple[int, int]:
     """What a run does before its tasks: input, per-video plan, stat, join, counts."""
-    config = sf.build_config(
-        sf.ClipFramesConfig, {"input": input_path, "output": output, **REQUEST}
+    config = sf.build_options(
+        sf.ClipFramesOptions, {"input": input_path, "output": output, **REQUEST}
     )
     planning, slots = sf.planning, sf.default_parallelism(spark)
     rows = planning.input_rows(sf.read_input(spark, input_path))
