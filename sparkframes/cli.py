@@ -15,26 +15,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparkframes import __version__
-from sparkframes.convert.encode import DEFAULT_JPEG_QUALITY, FRAME_ENCODINGS
-from sparkframes.convert.resize import RESIZE_FILTERS
-from sparkframes.decoding.source import LOOP_FILTER_SKIPS
 from sparkframes.options import (
-    DECODER_MODES,
-    MODES,
-    POLICIES,
     ClipFramesOptions,
+    CommonOptions,
     VideoFramesOptions,
     build_options,
+    flags,
     load_toml,
 )
 from sparkframes.table.maintenance import DEFAULT_RETENTION_HOURS
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _run_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """A run command's flags: the run's own (config file, Spark settings, logging, summary),
+    then one per option of ``cls``, made from the options' own declarations (``options.flag``)."""
     p.add_argument("--config", help="TOML file whose keys are these flags' names (default: none)")
-    p.add_argument("--input", help="Parquet file or folder with a video_path column (required)")
-    p.add_argument("--output", help="frames table folder or URI (required)")
-    p.add_argument("--master", help="Spark master URL (default: local, or spark-submit's)")
     p.add_argument(
         "--conf",
         action="append",
@@ -49,67 +44,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="also write the run summary as JSON to PATH, or to stdout with - (the summary "
         "line then goes to stderr) (default: none)",
     )
-    p.add_argument(
-        "--mode",
-        choices=MODES,
-        help="incremental skips up-to-date videos; overwrite replaces the table",
-    )
-    p.add_argument(
-        "--decoder-mode",
-        choices=DECODER_MODES,
-        help="what decodes: the CPU, FFmpeg's CUDA decoder, NVDEC through PyNvVideoCodec, or "
-        "the first of those that can run",
-    )
-    p.add_argument("--decoder-threads", type=int, help="decoder threads (default: task cpus)")
-    p.add_argument("--max-pixels", type=int, help="reject streams larger than this (w*h)")
-    p.add_argument(
-        "--max-error-rate",
-        type=float,
-        help="fail (exit 3) when more than this fraction of videos fail",
-    )
-    p.add_argument("--partitions", type=int, help="number of Spark tasks (default: 2x cores)")
-    p.add_argument(
-        "--no-fallback",
-        action="store_true",
-        default=None,
-        help="fail instead of decoding on CPU when the GPU decoder is unavailable",
-    )
-    p.add_argument(
-        "--streams-per-gpu",
-        type=int,
-        help="GPU tasks sharing one GPU (each asks Spark for 1/N of a GPU)",
-    )
-    p.add_argument("--batch-size", type=int, help="frames per NVDEC batch (pynvc)")
-    p.add_argument(
-        "--skip-loop-filter",
-        choices=list(LOOP_FILTER_SKIPS),
-        help="skip H.264/HEVC deblocking on the CPU decoder: faster, pixels differ slightly, "
-        "same frames (see docs/decoding.md)",
-    )
-    p.add_argument(
-        "--resize-filter",
-        choices=list(RESIZE_FILTERS),
-        help="the scaler: bicubic as the ffmpeg CLI, or area, cheaper for large reductions "
-        "(scene frames), pixels a few levels off (see docs/decoding.md)",
-    )
-    p.add_argument(
-        "--frame-encoding",
-        choices=FRAME_ENCODINGS,
-        help="how frames are stored: raw RGB (exact), jpeg (several times smaller, "
-        "lossy) or png (lossless, slow to write); readers decode all three",
-    )
-    p.add_argument(
-        "--jpeg-quality",
-        type=int,
-        help=f"with --frame-encoding jpeg: 1-100 (default: {DEFAULT_JPEG_QUALITY})",
-    )
-    p.add_argument(
-        "--video-timeout-s",
-        type=float,
-        help="stop and record a video still decoding after this many seconds; 0 turns the "
-        "per-video child process off",
-    )
-    _allow_playlists(p)
+    for name, kind, text, choices in flags(cls):
+        how: dict[str, Any] = {"help": text}
+        if kind is bool:
+            how.update(action="store_true", default=None)
+        elif choices:
+            how["choices"] = choices
+        elif kind in (int, float):
+            how["type"] = kind
+        p.add_argument(f"--{name.replace('_', '-')}", **how)
 
 
 def _log_flags(p: argparse.ArgumentParser) -> None:
@@ -129,14 +72,10 @@ def _log_level(args: argparse.Namespace) -> str:
 
 
 def _allow_playlists(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--allow-playlists",
-        action="store_true",
-        default=None,
-        help="open HLS playlists (.m3u8), reading their files only from under the playlist's "
-        "folder; without it a video that refers to other files is refused "
-        "(see docs/untrusted-inputs.md)",
-    )
+    """``--allow-playlists`` for the commands that open videos without a run (inspect,
+    preview), with the run's help text."""
+    (text,) = [t for name, _, t, _ in flags(CommonOptions) if name == "allow_playlists"]
+    p.add_argument("--allow-playlists", action="store_true", default=None, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,29 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparkframes {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     clip = sub.add_parser("clip-frames", help="frames sampled from clips at given rates")
-    _common(clip)
-    clip.add_argument("--purpose", help="comma-separated purposes (default: embeddings)")
-    clip.add_argument(
-        "--target-fps",
-        help="comma-separated rates, e.g. 1,2 (default: the purpose's: embeddings 2, aesthetics 1)",
-    )
-    clip.add_argument(
-        "--policy",
-        choices=POLICIES,
-        help="frames at the rates, N frames spread evenly (uniform), or one frame per clip",
-    )
-    clip.add_argument("--target-res", help="HxW, e.g. 224x224, or native (= -1x-1)")
-    clip.add_argument("--min-frames", type=int, help="at least N frames per sequence clip")
-    clip.add_argument(
-        "--num-frames", type=int, help="with --policy uniform: exactly N frames per clip"
-    )
-    clip.add_argument("--clip-len-s", help="fixed-stride clip length in seconds")
-    clip.add_argument("--clip-stride-s", help="fixed-stride stride (default: clip length)")
-    clip.add_argument("--min-clip-len-s", help="drop stride clips shorter than this")
-    clip.add_argument("--limit-clips", type=int, help="at most N stride clips per video")
+    _run_flags(clip, ClipFramesOptions)
     video = sub.add_parser("video-frames", help="every frame at a small size (scene detection)")
-    _common(video)
-    video.add_argument("--output-hw", help="HxW, e.g. 27x48 (27 rows by 48 columns)")
+    _run_flags(video, VideoFramesOptions)
     demo = sub.add_parser("demo", help="make a sample video and run clip-frames on it locally")
     demo.add_argument("--workdir", default="demo_out", help="where the video and table go")
     demo.add_argument("--master", help="Spark master URL (default: local)")
@@ -218,6 +137,8 @@ def _say_defaults(parser: argparse.ArgumentParser, cls: type) -> None:
             value = "on" if value else "off"
         elif value == (-1, -1):
             value = "native"
+        elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            value = ",".join(value)
         elif isinstance(value, tuple) and len(value) == 2:
             value = "x".join(map(str, value))
         elif isinstance(value, float) and value.is_integer():

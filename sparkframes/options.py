@@ -15,7 +15,7 @@ import functools
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -28,7 +28,7 @@ from sparkframes.convert.encode import (
     FrameEncoding,
 )
 from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, RESIZE_FILTERS
-from sparkframes.decoding.source import LOOP_FILTER_SKIPS, NO_LOOP_FILTER_SKIP
+from sparkframes.decoding.source import DEFAULT_MAX_PIXELS, LOOP_FILTER_SKIPS, NO_LOOP_FILTER_SKIP
 from sparkframes.sampling.spans import FixedStride, to_fraction
 from sparkframes.sampling.specs import (
     DEFAULT_OUTPUT_HW,
@@ -117,6 +117,22 @@ def _refuse_ignored(flags: list[tuple[str, bool]], why: str) -> None:
         raise ValueError(f"{', '.join(given)}: {why}")
 
 
+def flag(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A field that is also a command-line flag (``--field-name``), with its help and choices:
+    the CLI's flags are made from these, so an option is declared in one place."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def flags(cls: type) -> list[tuple[str, Any, str, tuple[str, ...] | None]]:
+    """(name, plain type, help, choices) of each of ``cls``'s fields that is a flag."""
+    types_ = _field_types(cls)
+    return [
+        (f.name, types_[f.name], f.metadata["help"], f.metadata["choices"])
+        for f in fields(cls)
+        if "help" in f.metadata
+    ]
+
+
 @dataclass(frozen=True)
 class CommonOptions:
     """Flags both commands share."""
@@ -124,32 +140,62 @@ class CommonOptions:
     #: The command these options are for (``sparkframes <command>``).
     command: ClassVar[str] = ""
 
-    input: str = ""
-    output: str = ""
-    master: str | None = None
-    mode: str = MODES[0]
-    decoder_mode: str = DECODER_MODES[0]
-    decoder_threads: int = 0  # 0: the Spark task's cpus
-    max_pixels: int = 8192 * 8192
-    max_error_rate: float = 1.0
-    partitions: int = 0  # 0: twice the default parallelism, at most one per video
-    no_fallback: bool = False  # a GPU mode that cannot run fails instead of using the CPU
-    streams_per_gpu: int = 1  # GPU tasks ask Spark for 1/streams_per_gpu of a GPU each
-    batch_size: int = 64  # frames per NVDEC batch (pynvc)
-    #: Opt-in speed for pixels: skip H.264/HEVC deblocking when decoding on the CPU.
-    skip_loop_filter: str = NO_LOOP_FILTER_SKIP
-    #: Opt-in speed for pixels: the cheaper area scaler instead of bicubic (as the FFmpeg CLI).
-    resize_filter: str = DEFAULT_RESIZE_FILTER
-    #: Per-video time limit; each video decodes in a child process that is killed at the limit
-    #: (a hung native call cannot be interrupted otherwise). 0 turns isolation off.
-    video_timeout_s: float = 3600.0
-    #: Opt-in: open HLS playlists, their files read only from under the playlist's folder;
-    #: without it a video that refers to other files gets an error row (``references.py``).
-    allow_playlists: bool = False
+    input: str = flag("", "Parquet file or folder with a video_path column (required)")
+    output: str = flag("", "frames table folder or URI (required)")
+    master: str | None = flag(None, "Spark master URL (default: local, or spark-submit's)")
+    mode: str = flag(
+        MODES[0], "incremental skips up-to-date videos; overwrite replaces the table", MODES
+    )
+    decoder_mode: str = flag(
+        DECODER_MODES[0],
+        "what decodes: the CPU, FFmpeg's CUDA decoder, NVDEC through PyNvVideoCodec, or the "
+        "first of those that can run",
+        DECODER_MODES,
+    )
+    decoder_threads: int = flag(0, "decoder threads (default: the task's cpus)")
+    max_pixels: int = flag(DEFAULT_MAX_PIXELS, "refuse streams with more pixels (w*h) than this")
+    max_error_rate: float = flag(
+        1.0, "fail (exit 3) when more than this fraction of processed videos failed"
+    )
+    partitions: int = flag(0, "Spark tasks (default: 2x cores, at most one per video)")
+    no_fallback: bool = flag(
+        False, "fail instead of decoding on CPU when the GPU decoder is unavailable"
+    )
+    streams_per_gpu: int = flag(1, "GPU tasks sharing one GPU (each asks Spark for 1/N of it)")
+    batch_size: int = flag(64, "frames per NVDEC batch (pynvc)")
+    skip_loop_filter: str = flag(
+        NO_LOOP_FILTER_SKIP,
+        "skip H.264/HEVC deblocking on the CPU decoder: faster, pixels differ slightly, same "
+        "frames (see docs/decoding.md)",
+        LOOP_FILTER_SKIPS,
+    )
+    resize_filter: str = flag(
+        DEFAULT_RESIZE_FILTER,
+        "the scaler: bicubic as the ffmpeg CLI, or area, cheaper for large reductions (scene "
+        "frames), pixels a few levels off (see docs/decoding.md)",
+        tuple(RESIZE_FILTERS),
+    )
+    video_timeout_s: float = flag(
+        3600.0,
+        "stop and record a video still decoding after this many seconds (each video decodes in "
+        "a worker process killed at the limit); 0 turns the worker process off",
+    )
+    allow_playlists: bool = flag(
+        False,
+        "open HLS playlists (.m3u8), reading their files only from under the playlist's "
+        "folder; without it a video that refers to other files is refused "
+        "(see docs/untrusted-inputs.md)",
+    )
     progress: bool = True  # local runs: a videos/frames/errors progress line on stderr
-    #: How the frame column stores pixels: raw (exact, largest), jpeg or png.
-    frame_encoding: str = RAW
-    jpeg_quality: int | None = None  # with jpeg only; None: DEFAULT_JPEG_QUALITY
+    frame_encoding: str = flag(
+        RAW,
+        "how frames are stored: raw RGB (exact), jpeg (several times smaller, lossy) or png "
+        "(lossless, slow to write); readers decode all three",
+        FRAME_ENCODINGS,
+    )
+    jpeg_quality: int | None = flag(
+        None, f"with --frame-encoding jpeg: 1-100 (default: {DEFAULT_JPEG_QUALITY})"
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -194,16 +240,23 @@ class ClipFramesOptions(CommonOptions):
 
     command: ClassVar[str] = "clip-frames"
 
-    purpose: tuple[str, ...] = (DEFAULT_PURPOSE,)
-    target_fps: tuple[Fraction, ...] = ()
-    policy: str = Policy.SEQUENCE.value
-    target_res: tuple[int, int] = NATIVE
-    min_frames: int = 0
-    num_frames: int = 0  # with --policy uniform: frames per clip
-    clip_len_s: Fraction | None = None
-    clip_stride_s: Fraction | None = None
-    min_clip_len_s: Fraction = Fraction(0)
-    limit_clips: int = 0
+    purpose: tuple[str, ...] = flag((DEFAULT_PURPOSE,), "comma-separated purposes")
+    target_fps: tuple[Fraction, ...] = flag(
+        (), "comma-separated rates, e.g. 1,2 (default: the purpose's: embeddings 2, aesthetics 1)"
+    )
+    policy: str = flag(
+        Policy.SEQUENCE.value,
+        "frames at the rates, N frames spread evenly (uniform), keyframes, the frames shown at "
+        "given times (timestamps), or one frame per clip",
+        POLICIES,
+    )
+    target_res: tuple[int, int] = flag(NATIVE, "HxW, e.g. 224x224, or native (= -1x-1)")
+    min_frames: int = flag(0, "at least N frames per sequence clip")
+    num_frames: int = flag(0, "with --policy uniform: exactly N frames per clip")
+    clip_len_s: Fraction | None = flag(None, "fixed-stride clip length in seconds")
+    clip_stride_s: Fraction | None = flag(None, "fixed-stride stride (default: clip length)")
+    min_clip_len_s: Fraction = flag(Fraction(0), "drop stride clips shorter than this")
+    limit_clips: int = flag(0, "at most N stride clips per video")
 
     def specs(self) -> list[ExtractionSpec]:
         """One spec per purpose (a purpose given twice counts once); explicit rates apply to
@@ -276,7 +329,7 @@ class VideoFramesOptions(CommonOptions):
 
     command: ClassVar[str] = "video-frames"
 
-    output_hw: tuple[int, int] = DEFAULT_OUTPUT_HW
+    output_hw: tuple[int, int] = flag(DEFAULT_OUTPUT_HW, "HxW, e.g. 27x48 (27 rows by 48 columns)")
     purpose: str = SCENE_PURPOSE
 
     def validate(self) -> None:
