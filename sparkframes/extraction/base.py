@@ -14,10 +14,15 @@ import pyarrow as pa
 from sparkframes.convert.columns import FrameBatches, FrameRow
 from sparkframes.convert.encode import FrameEncoding
 from sparkframes.convert.resize import DEFAULT_RESIZE_FILTER, SMALL_IMAGE_BYTES
-from sparkframes.decoding.backends import CPU, DecoderChoice, fall_back
+from sparkframes.decoding.backends import CPU, DecoderChoice, cuda_hwaccel, fall_back
 from sparkframes.decoding.protocol import DecoderRefusedError, DecodeStats
 from sparkframes.decoding.remote import fetch_local_copy, needs_local_copy, remove_local_copy
-from sparkframes.decoding.source import DEFAULT_MAX_PIXELS, NO_LOOP_FILTER_SKIP
+from sparkframes.decoding.source import (
+    DEFAULT_MAX_PIXELS,
+    NO_LOOP_FILTER_SKIP,
+    VideoSource,
+    open_video,
+)
 from sparkframes.errors import FrameExtractionError
 
 #: Frames are handed out in batches of about this many bytes of stored pixels, so memory stays
@@ -205,6 +210,21 @@ class Extraction:
         for batch in self._run(choice, output):
             self.report.frames_output = output.rows_out
             yield batch
+
+    def open(self, choice: DecoderChoice, *, index: bool) -> VideoSource:
+        """The video opened for ``choice`` with these options (``index``: read every packet's
+        timestamps first, which choosing frames needs and a front-to-back decode does not)."""
+        opts = self.options
+        return open_video(
+            self.video_path,
+            threads=opts.threads,
+            max_pixels=opts.max_pixels,
+            hwaccel=cuda_hwaccel(choice),
+            index=index,
+            skip_loop_filter=opts.skip_loop_filter,
+            local_copy=self.local_copy,
+            allow_playlists=opts.allow_playlists,
+        )
 
     def _run(self, choice: DecoderChoice, output: Output) -> Iterator:
         """Decode with ``choice``, put each row into ``output`` and yield what it hands out."""

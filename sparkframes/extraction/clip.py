@@ -12,10 +12,9 @@ from fractions import Fraction
 import numpy as np
 
 from sparkframes.convert.columns import FrameRow
-from sparkframes.decoding.backends import DecoderChoice, cuda_hwaccel, open_decoder
+from sparkframes.decoding.backends import DecoderChoice, open_decoder
 from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.protocol import Decoder
-from sparkframes.decoding.source import open_video
 from sparkframes.errors import DecodeError, FrameExtractionError
 from sparkframes.extraction.base import (
     Extraction,
@@ -53,15 +52,7 @@ class ClipFrameExtraction(Extraction):
 
     def _run(self, choice: DecoderChoice, output: Output) -> Iterator:
         opts = self.options
-        with open_video(
-            self.video_path,
-            threads=opts.threads,
-            max_pixels=opts.max_pixels,
-            hwaccel=cuda_hwaccel(choice),
-            skip_loop_filter=opts.skip_loop_filter,
-            local_copy=self.local_copy,
-            allow_playlists=opts.allow_playlists,
-        ) as src:
+        with self.open(choice, index=True) as src:
             timeline = src.timeline
             assert timeline is not None
             clips = resolve_clips(timeline.end_s, self.clips, self.stride)

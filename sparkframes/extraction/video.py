@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 from sparkframes.convert.columns import FrameRow
-from sparkframes.decoding.backends import PYNVC, DecoderChoice, cuda_hwaccel, open_decoder
+from sparkframes.decoding.backends import PYNVC, DecoderChoice, open_decoder
 from sparkframes.decoding.prefetch import overlapped
 from sparkframes.decoding.protocol import Decoder
-from sparkframes.decoding.source import open_video, scan_extent
+from sparkframes.decoding.source import scan_extent
 from sparkframes.errors import DecodeError
 from sparkframes.extraction.base import Extraction, ExtractOptions, Output
 from sparkframes.sampling.spans import derive_clip_id
@@ -52,16 +52,7 @@ class VideoFrameExtraction(Extraction):
 
     def _run(self, choice: DecoderChoice, output: Output) -> Iterator:
         opts = self.options
-        with open_video(
-            self.video_path,
-            threads=opts.threads,
-            max_pixels=opts.max_pixels,
-            hwaccel=cuda_hwaccel(choice),
-            index=False,
-            skip_loop_filter=opts.skip_loop_filter,
-            local_copy=self.local_copy,
-            allow_playlists=opts.allow_playlists,
-        ) as src:
+        with self.open(choice, index=False) as src:
             origin, end_pts, count = scan_extent(src)
             time_base = Fraction(src.stream.time_base)
             end_s = (end_pts - origin) * time_base
