@@ -10,10 +10,7 @@ the real library cannot run, and never in a pixel comparison.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -49,22 +46,11 @@ from sparkframes.decoding.pynvc_decoder import (
 from sparkframes.decoding.source import HWACCEL_THREADS, decode_threads, open_video
 from sparkframes.sampling.specs import NATIVE
 from tests.test_gpu import COLOUR_CLIPS, COLOUR_TOLERANCE
+from tests.test_import_light import _python
 from tests.videos import GPU_CATALOG, NVDEC_TOO_SMALL, spec_path
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def _python(code: str, *args: str, env: dict[str, str] | None = None, path: list[Path] = ()):
-    """Run ``code`` in a fresh interpreter with the checkout (and ``path``) importable."""
-    python_path = os.pathsep.join([*(str(p) for p in path), str(REPO)])
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {}), "PYTHONPATH": python_path},
-        timeout=150,
-        cwd=REPO,
-    )
 
 
 # --- item 2: which driver library is missing ----------------------------------------------

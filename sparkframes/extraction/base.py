@@ -110,8 +110,10 @@ class FrameLists:
         self.rows_out = 0
 
     def add(self, row: FrameRow, image: np.ndarray) -> list[list[ExtractedFrame]]:
-        if not image.flags.c_contiguous or image.nbytes < SMALL_IMAGE_BYTES:
-            image = np.ascontiguousarray(image) if not image.flags.c_contiguous else image.copy()
+        if not image.flags.c_contiguous:  # a rotated view: this makes it a compact copy
+            image = np.ascontiguousarray(image)
+        elif image.nbytes < SMALL_IMAGE_BYTES:
+            image = image.copy()
         self.rows.append(ExtractedFrame(**vars(row), image=image))
         self.nbytes += image.nbytes
         return self.flush() if self.nbytes >= self.max_bytes else []
