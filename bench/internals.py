@@ -68,12 +68,8 @@ def stage(output: str, batches: list[tuple[str, Any, str]]) -> tuple[Any, list, 
     loc = __getattr__("TableLocation").of(output)
     errors_root = loc.root_of(__getattr__("ERRORS"))
     writer = __getattr__("AttemptWriter")(loc.fs, loc.root, errors_root, "part-bench")
-    previous = None
     for purpose, batch, video in batches:
-        if previous not in (None, video):
-            writer.end_video()  # each video's rows in files of their own, as a task leaves them
         writer.write_frames(purpose, batch, video)
-        previous = video
     return (loc, *writer.close())
 
 

@@ -1,4 +1,4 @@
-"""Planning in Spark: how a refresh's time and the driver's memory grow with the input.
+"""Planning in Spark: how a refresh's time and memory grow with the input, up to 1 M rows.
 
 For each input size N (hard links of a few copies of one tiny video, so stat'ing them is real
 work but extracting them is never needed), on a warm local[2] session:
@@ -8,25 +8,29 @@ work but extracting them is never needed), on a warm local[2] session:
   on the executors, joins the state, finds nothing to do and commits nothing. The state is
   committed directly from each video's stat and request key (what a run would have committed),
   not by extracting N videos first;
-* planning an all-new input: the same up to the decision (per-video plan, stat, join, counts)
-  against an empty table, without the extraction that would follow (internals: there is no
-  public dry run).
+  Its tasks only count the videos;
+* planning an all-new input: the same query up to the tasks (per-video plan, stat, decision,
+  the deal to tasks) against an empty table, counted instead of extracted (internals: there is
+  no public dry run).
 
-Memory: the driver's Python process's RSS, sampled every 5 ms, peak minus start. In local mode
-the executors run in the driver's JVM, so the JVM's memory is not the driver's alone.
-Run: ``python -m bench.planning_bench [--quick] [--rows 10000,100000] [--reps N]``.
+Memory, sampled every 20 ms, peak RSS: the driver's Python process (added over its start), the
+JVM (in local mode the driver's and the executors' at once: heap, shuffle, the state's rows) and
+the Spark Python workers (summed over those alive at once: planning's and the tasks').
+Run: ``python -m bench.planning_bench [--quick] [--rows 10000,100000,1000000] [--reps N]``.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from typing import Any
 
 import pyarrow.parquet as pq
 
 import sparkframes.spark
 from bench import internals as sf
-from bench.harness import CACHE_DIR, Run, interleaved, local_spark, median
+from bench.harness import CACHE_DIR, Run, local_spark, median, rotated
 from bench.videos import tiny_videos_input
 
 REQUEST = {"policy": "middle", "progress": False}
@@ -47,23 +51,75 @@ def up_to_date_state(input_path: str, output: str) -> None:
 
 
 def plan_only(spark: Any, input_path: str, output: str) -> tuple[int, int]:
-    """What a run does before its tasks: input, per-video plan, stat, join, counts."""
+    """What a run plans before its tasks decode, counted: (videos, videos to extract)."""
+    from pyspark.sql import functions as F
+
     config = sf.build_options(
         sf.ClipFramesOptions, {"input": input_path, "output": output, **REQUEST}
     )
     planning, slots = sf.planning, sf.default_parallelism(spark)
     rows = planning.input_rows(sf.read_input(spark, input_path))
-    planned = planning.planned_units(planning.videos_of(rows, slots), config)
-    state = planning.state_frame(spark, sf.read_state_table(sf.TableLocation.of(output)))
-    decided = planning.out_of_date(planned, state, slots).cache()
+    state = sf.read_state_table(sf.TableLocation.of(output))
+    videos = planning.with_state(spark, planning.videos_of(rows, slots), state, slots)
+    dealt = planning.works(planning.decided(videos, config), 2 * slots, slots)
+    todo = F.sum((F.size("request_keys") > 0).cast("long"))
+    row = dealt.agg(F.count("*").alias("videos"), todo.alias("todo")).first()
+    return int(row["videos"]), int(row["todo"])
+
+
+KINDS = ("driver Python", "JVM", "Spark Python workers")
+
+
+def rss_by_kind() -> dict[str, float]:
+    """RSS in MiB of this process, the JVM, and the Spark Python workers (summed)."""
+    import psutil
+
+    me, totals = psutil.Process(), dict.fromkeys(KINDS, 0.0)
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            rss, name, cmdline = proc.memory_info().rss, proc.name(), " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        kind = (
+            KINDS[0]
+            if proc.pid == me.pid
+            else "JVM"
+            if name == "java"
+            else KINDS[2]
+            if "pyspark" in cmdline
+            else None
+        )
+        if kind:
+            totals[kind] += rss / 2**20
+    return totals
+
+
+def peaks(fn: Any) -> tuple[float, dict[str, float]]:
+    """Run ``fn``: (wall s, peak MiB per kind; the driver's as added over its start)."""
+    start = rss_by_kind()
+    peak = dict(start)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            for kind, mib in rss_by_kind().items():
+                peak[kind] = max(peak[kind], mib)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
     try:
-        return planning.counts(decided)
+        fn()
     finally:
-        decided.unpersist()
+        wall = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+    peak[KINDS[0]] -= start[KINDS[0]]
+    return wall, peak
 
 
 def main(argv: list[str] | None = None) -> int:
-    rows_flag = {"default": "10000,100000", "help": "comma-separated input sizes"}
+    rows_flag = {"default": "10000,100000,1000000", "help": "comma-separated input sizes"}
     run = Run(__file__, __doc__, reps=3, argv=argv, rows=rows_flag)
     sizes = [1000, 3000] if run.quick else [int(r) for r in run.args.rows.split(",")]
     work = CACHE_DIR / "planning_bench"
@@ -83,17 +139,18 @@ def main(argv: list[str] | None = None) -> int:
             assert plan_only(spark, inputs, fresh) == (n, n)
 
         refresh()  # warm-up: the session's Python workers, the first job's compilation
-        runs = interleaved(
-            {"no-op refresh": lambda rep: refresh(), "planning, all new": lambda rep: plan()},
-            run.reps,
-            memory=True,
-        )
+        methods = {"no-op refresh": refresh, "planning, all new": plan}
+        measured: dict[str, list] = {name: [] for name in methods}
+        for rep in range(run.reps):
+            for name in rotated(list(methods), rep):
+                measured[name].append(peaks(methods[name]))
+                print(f"{n} rows rep {rep} {name}: {measured[name][-1]}", flush=True)
         row: dict[str, Any] = {"input rows": n}
-        for name, ts in runs.items():
-            row |= {
-                f"{name} s": median(t.wall for t in ts),
-                f"{name} driver MiB added": median(t.peak_mib for t in ts),
-            }
+        for name, runs in measured.items():
+            row[f"{name} s"] = median(wall for wall, _ in runs)
+            for kind in KINDS:
+                label = "MiB added" if kind == KINDS[0] else "peak MiB"
+                row[f"{name}: {kind} {label}"] = max(p[kind] for _, p in runs)
         rows.append(row)
     spark.stop()
     if len(rows) > 1:

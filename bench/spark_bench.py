@@ -1,19 +1,24 @@
-"""Spark job overhead: the clip-frames job on local[2] against the library on the same 2 cores.
+"""What a run costs around the decode: the Spark job against the library on the same 2 cores.
 
-The same request (rates 1 and 2 fps at 224x224 on 10 s fixed-stride clips) over the same N
-videos, measured from outside, each as one wall time of a public entry point:
+Three workloads, each on ``local[2]`` with the SparkSession started (and warmed up by one small
+run) outside every timing, the job measured from outside as one wall time of
+``sparkframes.spark.write_clip_frames`` into a fresh table (default: each task's videos in a
+decode worker, so isolation on):
 
-* the Spark job, ``sparkframes.spark.write_clip_frames`` on ``local[2]`` into a fresh table
-  (reading the input, planning, tasks, Parquet, the commit), twice: ``video_timeout_s=0`` (each
-  video decoded in the Python worker) and the default (each task's videos in a decode worker);
-  the SparkSession's start and a warm-up job per mode are outside the timings;
-* the library, ``sparkframes.extract_clip_frames`` on the same videos in partitions of the same
-  sizes, in a pool of 2 forked processes with 1 decoder thread each (what ``local[2]`` runs,
-  minus Spark and the table), batches consumed; and one process with 2 decoder threads.
+* fixed cost: N tiny videos (3 frames of 64x48, policy ``middle``): from the call to the first
+  decode, read as the earliest access time of the input files (their atime is set back before
+  each run, so a relatime filesystem records the first read: planning only stats them), the
+  whole run, and the Spark jobs it started;
+* 80 clips: 10 s 720p H.264 at 2 fps and 224x224 (four distinct files, hard-linked 20 times
+  each): the job against ``sparkframes.extract_clip_frames`` on the same paths in a pool of 2
+  forked processes x 1 decoder thread, the paths split as the job splits them (4 tasks);
+* 400 clips: 4 s QCIF H.264, policy ``middle``: ms per video, the job against the library in
+  that pool and in one process.
 
-CPU is user+sys of this process and every descendant (JVM, Python workers, decode workers, the
-pool). Both Spark modes must write the same rows and pixels, as many rows as the library gives.
-Run: ``python -m bench.spark_bench [--quick] [--reps N] [--videos N] [--dir D]``.
+Methods are interleaved, each repetition in a rotated order; ratios are t(library) / t(job)
+per repetition (the job's throughput as a share of the library's). The job and the library must
+give the same number of frames.
+Run: ``python -m bench.spark_bench [--quick] [--reps N] [--tiny N]``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,149 +36,214 @@ import pyarrow.parquet as pq
 
 import sparkframes
 import sparkframes.spark
-from bench.harness import (
-    CACHE_DIR,
-    Run,
-    interleaved,
-    local_spark,
-    measure,
-    median,
-    ratio,
-    table_digest,
-    times,
-)
-from bench.videos import copies, ensure_video, facts, x264
+from bench.harness import CACHE_DIR, Run, interleaved, local_spark, measure, median, ratio, times
+from bench.videos import copies, ensure_video, facts, tiny_videos_input, x264
 
-SLOTS = 2  # local[2]: tasks at once, each with 1 cpu and so 1 decoder thread
-PARTITIONS = 2 * SLOTS  # the job's default: twice the default parallelism
-RATES, SIZE, CLIP_S = (1, 2), (224, 224), 10
-INLINE, ISOLATED = "Spark job, video_timeout_s=0", "Spark job, default (decode worker per task)"
-POOL, ONE = "library, 2 processes x 1 decoder thread", "library, 1 process x 2 decoder threads"
+SLOTS = 2  # local[2]: two tasks at once, each with 1 cpu and so 1 decoder thread
+TASKS = 2 * SLOTS  # the job's default partitions
+SIZE, RATE = (224, 224), 2
+JOB, POOL, ONE = "Spark job", "library, 2 processes x 1 thread", "library, 1 process"
 
 
-def extract(paths: list[str], threads: int) -> int:
-    """The library on ``paths`` one after another, batches consumed; returns rows."""
-    spec = sparkframes.ExtractionSpec("embeddings", target_fps=RATES, target_res=SIZE)
-    stride = sparkframes.FixedStride(clip_len_s=Fraction(CLIP_S), stride_s=Fraction(CLIP_S))
+def library(paths: list[str], policy: str) -> int:
+    """The library on ``paths`` one after another, as a task does (1 decoder thread); rows."""
+    spec = sparkframes.ExtractionSpec(
+        "embeddings", target_fps=(RATE,), target_res=SIZE, policy=sparkframes.Policy(policy)
+    )
     rows = 0
     for path in paths:
-        options = sparkframes.ExtractOptions(threads=threads)
-        ex = sparkframes.extract_clip_frames(path, [spec], stride=stride, options=options)
+        ex = sparkframes.extract_clip_frames(path, [spec], options=sparkframes.ExtractOptions(1))
         rows += sum(len(batch) for batch in ex)
         if ex.report.errors:
             raise RuntimeError(f"{path}: {ex.report.errors}")
     return rows
 
 
-def partitions(paths: list[str], count: int) -> list[list[str]]:
-    """Longest first by file size onto the least loaded partition, as the job plans them."""
-    bins: list[list[str]] = [[] for _ in range(min(count, len(paths)))]
-    loads = [0] * len(bins)
-    for path in sorted(paths, key=os.path.getsize, reverse=True):
-        i = loads.index(min(loads))
-        bins[i].append(path)
-        loads[i] += os.path.getsize(path)
-    return bins
-
-
-def write(spark: Any, input_path: str, output: Path, timeout_s: float | None) -> int:
-    """The Spark job into a fresh table; returns the rows written."""
+def job(spark: Any, input_path: str, output: Path, policy: str) -> int:
+    """The Spark job into a fresh table; the frames it wrote."""
     shutil.rmtree(output, ignore_errors=True)
-    options: dict[str, Any] = {"target_fps": list(RATES), "target_res": SIZE, "clip_len_s": CLIP_S}
-    if timeout_s is not None:
-        options["video_timeout_s"] = timeout_s
     summary = sparkframes.spark.write_clip_frames(
-        input_path, str(output), mode="overwrite", spark=spark, progress=False, **options
+        input_path,
+        str(output),
+        mode="overwrite",
+        spark=spark,
+        progress=False,
+        policy=policy,
+        target_fps=[RATE],
+        target_res=SIZE,
     )
     if summary.errors or summary.videos_failed:
         raise RuntimeError(f"Spark job reported errors: {summary.line()}")
     return summary.frames
 
 
+def linked(sources: list[str], count: int, folder: Path) -> list[str]:
+    """``count`` hard links, the sources in turn: many videos of a few known files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        link = folder / f"v{i:04d}{Path(sources[0]).suffix}"
+        if not link.exists():
+            os.link(sources[i % len(sources)], link)
+        paths.append(str(link))
+    return paths
+
+
+def table_of(paths: list[str], path: Path) -> str:
+    pq.write_table(pa.table({"video_path": paths}), path)
+    return str(path)
+
+
+def chunks(paths: list[str]) -> list[list[str]]:
+    """The paths in ``TASKS`` parts, in turn: as the job deals videos of equal size."""
+    return [paths[i::TASKS] for i in range(TASKS)]
+
+
+def fixed_cost(spark: Any, work: Path, videos: int, reps: int) -> list[dict]:
+    """Call to first decode, whole run and Spark jobs, for ``videos`` tiny videos."""
+    folder = work / f"tiny_{videos}"
+    input_path = str(tiny_videos_input(folder, videos))
+    sources = sorted(folder.glob("source_*.mp4"))
+    tracker = spark.sparkContext.statusTracker()
+    rows = []
+    for rep in range(reps):
+        for source in sources:  # atime before mtime: the next read is recorded
+            st = os.stat(source)
+            os.utime(source, (st.st_mtime - 60, st.st_mtime))
+        jobs_before = set(tracker.getJobIdsForGroup())
+        started = time.time()
+        t = measure(lambda: job(spark, input_path, work / "fixed", "middle"))
+        first = min(os.stat(s).st_atime for s in sources)
+        if first < started:
+            raise RuntimeError(f"{folder}: the filesystem did not record the first read (atime)")
+        rows.append(
+            {
+                "videos": videos,
+                "repetition": rep,
+                "call to first decode s": first - started,
+                "whole run s": t.wall,
+                "ms per video": t.wall / videos * 1e3,
+                "Spark jobs": len(set(tracker.getJobIdsForGroup()) - jobs_before),
+            }
+        )
+        print(f"fixed cost {videos} videos rep {rep}: {rows[-1]}", flush=True)
+    return rows
+
+
+def side_by_side(
+    spark: Any,
+    pool: ProcessPoolExecutor,
+    name: str,
+    paths: list[str],
+    policy: str,
+    work: Path,
+    reps: int,
+) -> tuple[list[dict], dict]:
+    """The job and the library on ``paths``, interleaved: a row per method, and the headline."""
+    input_path = table_of(paths, work / f"{name}.parquet")
+    methods = {
+        JOB: lambda rep: job(spark, input_path, work / name, policy),
+        POOL: lambda rep: sum(pool.map(library, chunks(paths), [policy] * TASKS)),
+    }
+    if policy == "middle":
+        methods[ONE] = lambda rep: library(paths, policy)
+    runs = interleaved(methods, reps, label=name, tree=True)
+    frames = {m: {t.value for t in ts} for m, ts in runs.items()}
+    if len(set().union(*frames.values())) != 1:
+        raise RuntimeError(f"{name}: frames differ between methods or repetitions: {frames}")
+    rows = [
+        {
+            "workload": name,
+            "method": m,
+            **times(ts),
+            "ms per video": median(t.wall for t in ts) / len(paths) * 1e3,
+            "job throughput / this method's": ratio(ts, runs[JOB]) if m != JOB else None,
+            "frames": next(iter(frames[m])),
+        }
+        for m, ts in runs.items()
+    ]
+    share = ratio(runs[POOL], runs[JOB])
+    headline = {
+        "workload": name,
+        "videos": len(paths),
+        "job s": median(t.wall for t in runs[JOB]),
+        "library s (2 processes)": median(t.wall for t in runs[POOL]),
+        "job throughput / library's": share,
+        "job ms per video": median(t.wall for t in runs[JOB]) / len(paths) * 1e3,
+    }
+    return rows, headline
+
+
 def main(argv: list[str] | None = None) -> int:
-    videos = {"type": int, "help": "input videos (default 12, --quick 2)"}
-    folder = {"type": Path, "help": "work folder (default /dev/shm)"}
-    run = Run(__file__, __doc__, reps=5, argv=argv, videos=videos, dir=folder)
-    count = run.args.videos or (2 if run.quick else 12)
-    seconds = 10 if run.quick else 20  # one or two 10 s clips a video
-    video = ensure_video(x264("h264_720p_spark", 1280, 720, seconds))
-    paths = copies(video, count)
-    shm = Path("/dev/shm")
-    work = run.args.dir or (shm if shm.is_dir() else CACHE_DIR) / "sparkframes_spark_bench"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    inputs = {"all": paths, "warm": paths[:SLOTS]}  # warm-up: both task slots start a worker
-    for name, chosen in inputs.items():
-        pq.write_table(pa.table({"video_path": chosen}), work / f"{name}.parquet")
-    chunks = partitions(paths, PARTITIONS)
+    tiny = {"type": str, "help": "tiny-video counts for the fixed cost (default 100,1000)"}
+    run = Run(__file__, __doc__, reps=3, argv=argv, tiny=tiny)
+    tiny_counts = [
+        int(n) for n in (run.args.tiny or ("100" if run.quick else "100,1000")).split(",")
+    ]
+    clips_80, clips_400 = (8, 40) if run.quick else (80, 400)
+    work = CACHE_DIR / "spark_bench"
+    shutil.rmtree(work / "tables", ignore_errors=True)
+    (work / "tables").mkdir(parents=True, exist_ok=True)
+    hd = ensure_video(x264("h264_720p_10s", 1280, 720, 10))
+    qcif = ensure_video(x264("h264_qcif_4s", 176, 144, 4))
+    paths_80 = linked(copies(hd, 4), clips_80, work / "links_720p")
+    paths_400 = linked(copies(qcif, 4), clips_400, work / "links_qcif")
 
     # The pool forks its workers now, before the JVM exists: plain Python processes.
     pool = ProcessPoolExecutor(SLOTS, mp_context=multiprocessing.get_context("fork"))
     pool.submit(os.getpid).result()
     session = measure(local_spark)
     spark = session.value
+    warm_input = table_of(paths_400[:TASKS], work / "warm.parquet")
     warm = measure(
         lambda: (
-            [write(spark, str(work / "warm.parquet"), work / "warm", t) for t in (0.0, None)]
-            + list(pool.map(extract, chunks[:SLOTS], [1] * SLOTS))
+            job(spark, warm_input, work / "tables" / "warm", "middle"),
+            list(pool.map(library, chunks(paths_400[:TASKS]), ["middle"] * TASKS)),
         )
     )
-    idle = measure(lambda: time.sleep(3), tree=True)
-    all_input = str(work / "all.parquet")
-    methods = {
-        INLINE: lambda rep: write(spark, all_input, work / "inline", 0.0),
-        ISOLATED: lambda rep: write(spark, all_input, work / "isolated", None),
-        POOL: lambda rep: sum(pool.map(extract, chunks, [1] * len(chunks))),
-        ONE: lambda rep: extract(paths, 2),
-    }
-    runs = interleaved(methods, run.reps, label="spark", tree=True)
-    rows = {name: {t.value for t in ts} for name, ts in runs.items()}
-    if len(set().union(*rows.values())) != 1:
-        raise RuntimeError(f"rows differ between methods or repetitions: {rows}")
-    hashes = {name: table_digest(str(work / name)) for name in ("inline", "isolated")}
-    if len(set(hashes.values())) != 1:
-        raise RuntimeError(f"the two Spark modes wrote different rows: {hashes}")
+    tables = work / "tables"
+    fixed = [row for n in tiny_counts for row in fixed_cost(spark, tables, n, run.reps)]
+    rows_80, head_80 = side_by_side(spark, pool, "80 clips", paths_80, "sequence", tables, run.reps)
+    rows_400, head_400 = side_by_side(
+        spark, pool, "400 clips", paths_400, "middle", tables, run.reps
+    )
     spark.stop()
     pool.shutdown()
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(tables, ignore_errors=True)
 
-    frames = next(iter(rows[POOL]))
-    table = []
-    for name, ts in runs.items():
-        row = {"method": name, **times(ts), "frames/s": median(frames / t.wall for t in ts)}
-        vs = {
-            "vs library wall": ratio(runs[POOL], ts),
-            "vs library CPU": ratio(runs[POOL], ts, cpu=True),
-        }
-        table.append(row | vs | {"rows": frames})
-    headline = [
+    fixed_summary = [
         {
-            "comparison": f"{spark_mode} vs {POOL}",
-            "throughput ratio, wall": ratio(runs[POOL], runs[spark_mode]),
-            "throughput ratio, CPU": ratio(runs[POOL], runs[spark_mode], cpu=True),
-            "0.85x met (wall)": ratio(runs[POOL], runs[spark_mode])["median"] >= 0.85,
+            "videos": n,
+            "call to first decode s (median)": median(
+                r["call to first decode s"] for r in fixed if r["videos"] == n
+            ),
+            "whole run s (median)": median(r["whole run s"] for r in fixed if r["videos"] == n),
+            "Spark jobs": max(r["Spark jobs"] for r in fixed if r["videos"] == n),
         }
-        for spark_mode in (INLINE, ISOLATED)
+        for n in tiny_counts
     ]
-    headline.append(
-        {
-            "comparison": "isolation: t(isolated) / t(in-process), Spark job",
-            "throughput ratio, wall": ratio(runs[ISOLATED], runs[INLINE]),
-            "throughput ratio, CPU": ratio(runs[ISOLATED], runs[INLINE], cpu=True),
-        }
-    )
+    head_80["0.85x met"] = head_80["job throughput / library's"]["median"] >= 0.85
+    head_400["15 ms per video met"] = head_400["job ms per video"] <= 15
     parameters = {
-        "videos": count,
-        "request": f"rates {RATES} fps at {SIZE[0]}x{SIZE[1]} on {CLIP_S} s clips",
         "master": f"local[{SLOTS}]",
-        "library partitions": [len(c) for c in chunks],
-        "work folder": str(work),
+        "job tasks": TASKS,
+        "80 clips": f"{clips_80} hard links of 4 copies of the 10 s 720p video, "
+        f"{RATE} fps at {SIZE[0]}x{SIZE[1]}",
+        "400 clips": f"{clips_400} hard links of 4 copies of the 4 s QCIF video, policy middle",
+        "fixed cost": "tiny videos: 3 frames of 64x48 H.264, policy middle",
         "session start s (not timed)": session.wall,
         "warm-up s (not timed)": warm.wall,
-        "idle process tree CPU s per s": idle.cpu / 3,
-        "Spark tables' row hash": hashes["inline"],
     }
-    run.save(parameters, {"videos": [facts(video)], "headline": headline, "methods": table})
+    run.save(
+        parameters,
+        {
+            "videos": [facts(hd), facts(qcif)],
+            "headline": [head_80, head_400],
+            "fixed cost": fixed_summary,
+            "fixed cost, each run": fixed,
+            "methods": rows_80 + rows_400,
+        },
+    )
     return 0
 
 

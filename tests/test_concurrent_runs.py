@@ -65,7 +65,6 @@ def _one_run(output: str, index: int, barrier, results) -> None:
     units = []
     for video in [*SHARED, f"/videos/own-{index}.mp4"]:
         writer.write_frames("embeddings", frame_rows(video, run_id, 2 + index), video)
-        writer.end_video()
         units.append(UnitState(video, "embeddings", 100, 1, "key", frames=2 + index))
     if index == 0:  # only this writer has an error row for a shared video (a partial decode)
         partial = FileNotFoundError(f"{SHARED[0]}: part of it is gone (run0)")

@@ -20,41 +20,68 @@ def test_our_hash_is_sparks(spark):
         assert [spark_hash_int(k) % n for k in keys] == list(range(n))
 
 
-def _decided(spark, sizes: list[int]):
+def _decided(spark, sizes: list[int], groups: int, up_to_date: int = 0):
+    """Decided videos of these sizes, in ``groups`` hash partitions as planning leaves them; the
+    last ``up_to_date`` are up to date."""
     rows = [
         {
             "video_path": f"/videos/{i:04d}.mp4",
-            "purpose": "embeddings",
             "video_size": size,
             "video_mtime_ns": 1,
-            "request_key": "k",
+            "request_keys": [] if i >= len(sizes) - up_to_date else [("embeddings", "k")],
+            "transient_failures": [],
             "spans": [],
-            "todo": True,
-            "transient_failures": 0,
         }
         for i, size in enumerate(sizes)
     ]
-    schema = planning._PLANNED_ARROW.append(pa.field("todo", pa.bool_())).append(
-        pa.field("transient_failures", pa.int32())
-    )
-    return spark.createDataFrame(pa.Table.from_pylist(rows, schema=schema).to_pandas())
+    table = pa.Table.from_pylist(rows, schema=planning._DECIDED_ARROW)
+    return spark.createDataFrame(table.to_pandas()).repartition(groups, "video_path")
+
+
+def _dealt(spark, sizes: list[int], partitions: int, groups: int, up_to_date: int = 0):
+    dealt = planning.works(_decided(spark, sizes, groups, up_to_date), partitions, groups)
+    plan = dealt._jdf.queryExecution().executedPlan().toString()
+    assert "SinglePartition" not in plan and "Window" not in plan, plan
+    got = dealt.select(
+        "video_path",
+        "video_size",
+        "request_keys",
+        "task",
+        F.spark_partition_id().alias("partition"),
+    ).collect()
+    keys = partition_keys(partitions)
+    assert all(keys[r["partition"]] == r["task"] for r in got)  # task t is partition t
+    assert sorted(r["video_path"] for r in got) == [
+        f"/videos/{i:04d}.mp4" for i in range(len(sizes))
+    ]
+    for p in range(partitions):  # path order within a task
+        mine = [r["video_path"] for r in got if r["partition"] == p]
+        assert mine == sorted(mine)
+    return got
 
 
 def test_videos_are_dealt_evenly_one_task_per_partition(spark):
     partitions = 4
     # Sizes spread over two orders of magnitude, as long and short videos are.
     sizes = [int(1000 * 1.05**i) for i in range(120)]
-    dealt = planning.works(_decided(spark, sizes), partitions)
-    plan = dealt._jdf.queryExecution().executedPlan().toString()
-    assert "SinglePartition" not in plan, plan
-    got = dealt.select(
-        "video_path", "video_size", "task", F.spark_partition_id().alias("partition")
-    ).collect()
-    keys = partition_keys(partitions)
-    assert all(keys[r["partition"]] == r["task"] for r in got)  # task t is partition t
-    assert sorted(r["video_path"] for r in got) == [f"/videos/{i:04d}.mp4" for i in range(120)]
+    got = _dealt(spark, sizes, partitions, groups=2)
     load = [sum(r["video_size"] for r in got if r["partition"] == p) for p in range(partitions)]
     assert max(load) / min(load) < 1.3, load
-    for p in range(partitions):  # the largest first within a task
-        mine = [r["video_size"] for r in got if r["partition"] == p]
-        assert mine == sorted(mine, reverse=True)
+
+
+def test_few_videos_go_to_distinct_tasks(spark):
+    """With as many videos as tasks, no task gets two while another idles (up to the hash's
+    split of the videos into groups)."""
+    got = _dealt(spark, [100, 200, 300, 400], partitions=8, groups=2)
+    per_task = [sum(1 for r in got if r["partition"] == p) for p in range(8)]
+    assert max(per_task) == 1, per_task
+
+
+def test_up_to_date_videos_do_not_unbalance_the_work(spark):
+    """Up-to-date videos are dealt after the out-of-date ones and weigh nothing: the work to
+    do is spread as if they were not there."""
+    sizes = [int(1000 * 1.05**i) for i in range(80)] + [10**9] * 40
+    got = _dealt(spark, sizes, partitions=4, groups=2, up_to_date=40)
+    work = [r for r in got if r["request_keys"]]
+    load = [sum(r["video_size"] for r in work if r["partition"] == p) for p in range(4)]
+    assert len(work) == 80 and max(load) / min(load) < 1.3, load

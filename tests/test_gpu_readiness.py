@@ -52,7 +52,6 @@ from tests.videos import GPU_CATALOG, NVDEC_TOO_SMALL, spec_path
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 # --- item 2: which driver library is missing ----------------------------------------------
 
 

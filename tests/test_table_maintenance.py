@@ -54,7 +54,7 @@ def test_refreshes_stay_exact_after_a_compaction(spark, tmp_path, catalog, how):
     write_table(spark, options)
     before = _rows(out)
     files_before = len(DeltaTable(str(out)).file_uris())
-    assert files_before == 2 * len(VIDEOS)  # one per video and purpose
+    assert files_before > 2  # the tasks' files: more than one per purpose
 
     _compact(out, how)
     assert len(DeltaTable(str(out)).file_uris()) == 2  # one per purpose now

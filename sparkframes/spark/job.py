@@ -3,8 +3,10 @@
 input -> per-video plan and up-to-date decision (planning.py, on the executors) -> tasks write
 files (tasks.py) -> the driver commits the successful attempts (table/commit.py) -> summary.
 
-The driver holds counts and the small descriptions of the files the tasks wrote; it never
-loops over the input's videos. (The table's state is read on the driver with pyarrow, which
+Planning and extraction are one Spark query, run by one action: the first decode waits for no
+count and no cache. The tasks count the videos that were up to date; the driver holds those
+counts and the small descriptions of the files the tasks wrote, and never loops over the
+input's videos. (The table's state is read on the driver with pyarrow, which
 has the store's credentials, and handed to Spark as a DataFrame.) Everything goes through the
 DataFrame API, so a classic and a Spark Connect session run the same code.
 """
@@ -67,15 +69,10 @@ def write_table(
     state = read_state_table(loc) if not overwrite else None
     rows = planning.input_rows(videos, config.input or "the videos DataFrame")
     slots = default_parallelism(spark)
-    planned = planning.planned_units(planning.videos_of(rows, slots), config)
-    decided = _cached(planning.out_of_date(planned, planning.state_frame(spark, state), slots))
-    try:
-        summary.videos_in_input, todo = planning.counts(decided)
-        summary.videos_skipped = summary.videos_in_input - todo
-        attempts = _extract(spark, config, decided, todo, run_id, loc, command, summary)
-    finally:
-        decided.unpersist()
-    if todo or overwrite:
+    videos = planning.with_state(spark, planning.videos_of(rows, slots), state, slots)
+    decided = planning.decided(videos, config)
+    attempts = _extract(spark, config, decided, slots, run_id, loc, command, summary)
+    if summary.videos_processed or overwrite:
         summary.seconds = time.perf_counter() - started
         committed = commit_run(
             loc, run_id, attempts, overwrite=overwrite, metadata=_metadata(command, config, summary)
@@ -91,19 +88,18 @@ def _extract(
     spark: SparkSession,
     config: CommonOptions,
     decided: DataFrame,
-    todo: int,
+    groups: int,
     run_id: str,
     loc: TableLocation,
     command: str,
     summary: RunSummary,
 ) -> list[AttemptResult]:
-    """Run the extraction tasks over the out-of-date videos; the successful attempts' results.
+    """Run the extraction tasks over the decided videos; the successful attempts' results.
 
-    Only one attempt per task reaches ``collect``: Spark drops the results of failed, killed
-    and speculative attempts, whose files no commit will list.
+    ``decided`` is in ``groups`` partitions. Only one attempt per task reaches ``collect``:
+    Spark drops the results of failed, killed and speculative attempts, whose files no commit
+    will list.
     """
-    if not todo:
-        return []
     local_progress = (
         config.progress and is_local(spark) and isinstance(loc.fs, pafs.LocalFileSystem)
     )
@@ -117,17 +113,17 @@ def _extract(
             else None
         ),
     )
-    partitions = min(config.partitions or 2 * default_parallelism(spark), todo)
+    partitions = config.partitions or 2 * groups
     profile = stage_profile(
         spark, config.decoder_mode, config.decoder_threads, config.streams_per_gpu
     )
-    results = planning.works(decided, partitions).mapInArrow(
+    results = planning.works(decided, partitions, groups).mapInArrow(
         files_function(settings), from_arrow_schema(RESULT_SCHEMA), profile=profile
     )
     if not is_connect(spark):
-        spark.sparkContext.setJobDescription(f"sparkframes {command}: {todo} videos")
+        spark.sparkContext.setJobDescription(f"sparkframes {command}")
     progress = (
-        ProgressLine(settings.progress_dir, todo)
+        ProgressLine(settings.progress_dir, partitions)
         if settings.progress_dir
         else contextlib.nullcontext()
     )
@@ -138,16 +134,9 @@ def _extract(
         if result.unavailable is not None:
             raise result.unavailable
         summary.add(result.videos)
+        summary.videos_skipped += result.videos_up_to_date
+    summary.videos_in_input = summary.videos_processed + summary.videos_skipped
     return [result.attempt for result in results]
-
-
-def _cached(frame: DataFrame) -> DataFrame:
-    """``frame``, cached where the session can (it is read twice: counted, then extracted).
-    Some Connect services refuse caching; there the plan is simply computed twice."""
-    try:
-        return frame.cache()
-    except Exception:
-        return frame
 
 
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")

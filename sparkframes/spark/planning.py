@@ -1,16 +1,18 @@
-"""Planning a run in Spark: input rows -> one row per video -> what is out of date -> tasks.
+"""Planning a run in Spark: input rows -> one row per video, decided -> dealt to the tasks.
 
 Every step is a DataFrame transformation, so planning scales with the cluster, not the driver,
-and runs the same on a classic and a Spark Connect session:
+and runs the same on a classic and a Spark Connect session. It is one query with the
+extraction that follows: nothing is counted or cached before the tasks start (the tasks count
+what was up to date), and its rows cross two shuffles, by video and then by task.
 
 1. ``input_rows``: the input's columns, checked and typed (absent optional columns are null; a
    null or empty ``video_path`` becomes ``""``, which extraction turns into error rows);
-2. ``videos``: one row per video with its distinct spans;
-3. ``planned_units``: on the executors, per (video, purpose): the file's size and mtime and the
-   request key (``request_keys.unit_keys_of``);
-4. ``out_of_date``: a join with the table's state (``OUT/_state``) decides what to redo, by the
-   rule of ``table/state.py``;
-5. ``works``: the out-of-date units per video, spread over the tasks.
+2. ``videos_of``: one row per video with its distinct spans, hash-partitioned by video;
+3. ``with_state``: each video's rows of the table's state (``OUT/_state``), partitioned alike,
+   so the join moves no row;
+4. ``decided``: on the executors, per video: the file's size and mtime, each purpose's request
+   key, and which purposes are out of date (``table/state.unit_todo``);
+5. ``works``: the videos dealt to the tasks by size, without a step on one partition.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -30,15 +32,17 @@ from sparkframes.spark.inputs import check_columns, spark_kind
 from sparkframes.spark.partition_keys import partition_keys
 from sparkframes.spark.request_keys import unit_keys_of
 from sparkframes.table.schema import STATE_SCHEMA
-from sparkframes.table.state import MAX_TRANSIENT_TRIES
+from sparkframes.table.state import unit_todo
 
-_PLANNED_ARROW = pa.schema(
+_DECIDED_ARROW = pa.schema(
     [
         pa.field("video_path", pa.string(), False),
-        pa.field("purpose", pa.string(), False),
         pa.field("video_size", pa.int64(), False),
         pa.field("video_mtime_ns", pa.int64(), False),
-        pa.field("request_key", pa.string(), False),
+        #: purpose -> request key, for the purposes out of date only (empty: up to date)
+        pa.field("request_keys", pa.map_(pa.string(), pa.string()), False),
+        #: purpose -> failures in a row the unit carries into this run
+        pa.field("transient_failures", pa.map_(pa.string(), pa.int32()), False),
         pa.field(
             "spans",
             pa.list_(
@@ -51,10 +55,11 @@ _PLANNED_ARROW = pa.schema(
                     ]
                 )
             ),
-        ),
+        ),  # null where the video is up to date: the tasks need its spans only to extract
     ]
 )
-PLANNED = from_arrow_schema(_PLANNED_ARROW)
+DECIDED = from_arrow_schema(_DECIDED_ARROW)
+_STATE_FIELDS = ["video_size", "video_mtime_ns", "request_key", "transient_failures"]
 
 
 def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
@@ -82,9 +87,8 @@ def videos_of(rows: DataFrame, partitions: int) -> DataFrame:
     row counts once, and the order, hence the request key, does not depend on the input's),
     in ``partitions`` partitions.
 
-    The partition counts of planning are set here and in ``out_of_date``, not left to
-    ``spark.sql.shuffle.partitions`` (200 by default): the planned units are cached, and a
-    cached plan keeps its partitions, each a Python task.
+    The partition count is set here, not left to ``spark.sql.shuffle.partitions`` (200 by
+    default): each partition is a Python task of ``decided``, and a group of ``works``.
     """
     span = F.struct("clip_id", "start_s", "end_s", "timestamps_s")
     by_video = rows.repartition(partitions, "video_path")
@@ -99,105 +103,90 @@ def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
     )
 
 
-def planned_units(videos: DataFrame, config: CommonOptions) -> DataFrame:
-    """Per (video, purpose) on the executors: the file's size and mtime, and the request key."""
+def with_state(
+    spark: SparkSession, videos: DataFrame, state: pa.Table | None, partitions: int
+) -> DataFrame:
+    """``videos`` with ``state``: per video, a map of purpose -> its row of the table's state
+    (null for a video never extracted; None or empty ``state``: no join at all).
 
-    def plan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    The state is read on the driver with pyarrow, which has the table's credentials, and is
+    partitioned like ``videos``, so the join adds no shuffle to the input's side.
+    """
+    if state is None or state.num_rows == 0:
+        kind = T.MapType(T.StringType(), from_arrow_schema(pa.schema(_state_fields())))
+        return videos.withColumn("state", F.lit(None).cast(kind))
+    frame = spark.createDataFrame(state.select(["video_path", "purpose", *_STATE_FIELDS]))
+    per_video = (
+        frame.repartition(partitions, "video_path")
+        .groupBy("video_path")
+        .agg(
+            F.map_from_entries(F.collect_list(F.struct("purpose", F.struct(*_STATE_FIELDS)))).alias(
+                "state"
+            )
+        )
+    )
+    return videos.join(per_video, "video_path", "left")
+
+
+def _state_fields() -> list[pa.Field]:
+    return [STATE_SCHEMA.field(name) for name in _STATE_FIELDS]
+
+
+def decided(videos: DataFrame, config: CommonOptions) -> DataFrame:
+    """Per video, on the executors: its file's size and mtime, and the request key and carried
+    failures of each purpose that is out of date (``table/state.unit_todo``)."""
+
+    def decide(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         keys_of = unit_keys_of(config)
         for batch in batches:
             paths = batch.column("video_path").to_pylist()
             spans = batch.column("spans").to_pylist()
-            states = file_states([p for p in paths if p])
+            states = batch.column("state").to_pylist()
+            files = file_states([p for p in paths if p])
             rows = []
-            for path, video_spans in zip(paths, spans, strict=True):
-                size, mtime = states.get(path, UNKNOWN_STATE)
-                keys = keys_of(spans_to_clips(video_spans))
-                rows.extend(
+            for path, video_spans, state in zip(paths, spans, states, strict=True):
+                size, mtime = files.get(path, UNKNOWN_STATE)
+                known = dict(state or [])
+                todo, failures = {}, {}
+                for purpose, key in keys_of(spans_to_clips(video_spans)).items():
+                    redo, carried = unit_todo(known.get(purpose), size, mtime, key)
+                    if redo:
+                        todo[purpose], failures[purpose] = key, carried
+                rows.append(
                     {
                         "video_path": path,
-                        "purpose": purpose,
                         "video_size": size,
                         "video_mtime_ns": mtime,
-                        "request_key": key,
-                        "spans": video_spans,
+                        "request_keys": todo,
+                        "transient_failures": failures,
+                        "spans": video_spans if todo else None,
                     }
-                    for purpose, key in keys.items()
                 )
-            yield pa.RecordBatch.from_pylist(rows, schema=_PLANNED_ARROW)
+            yield pa.RecordBatch.from_pylist(rows, schema=_DECIDED_ARROW)
 
-    return videos.mapInArrow(plan, PLANNED)
-
-
-def state_frame(spark: SparkSession, state: pa.Table | None) -> DataFrame:
-    """The table's state as a DataFrame (read with pyarrow, which has the table's credentials;
-    None: no state, as for an overwrite)."""
-    if state is None or state.num_rows == 0:
-        return spark.createDataFrame([], from_arrow_schema(STATE_SCHEMA))
-    return spark.createDataFrame(state.select(STATE_SCHEMA.names))
+    return videos.mapInArrow(decide, DECIDED)
 
 
-def out_of_date(planned: DataFrame, state: DataFrame, partitions: int) -> DataFrame:
-    """``planned`` with ``todo`` (the unit must be extracted) and ``transient_failures`` (the
-    failures in a row it carries into this run), by the rule of ``table/state.py``; both sides
-    partitioned alike (``partitions``), so that the join adds no shuffle of its own."""
-    keys = ["video_path", "purpose"]
-    planned = planned.repartition(partitions, *keys)
-    s = state.repartition(partitions, *keys).select(
-        "video_path",
-        "purpose",
-        F.col("video_size").alias("s_size"),
-        F.col("video_mtime_ns").alias("s_mtime"),
-        F.col("request_key").alias("s_key"),
-        F.col("transient_failures").alias("s_failures"),
-    )
-    joined = planned.join(s, ["video_path", "purpose"], "left")
-    same: Column = (
-        (F.col("s_size") == F.col("video_size"))
-        & (F.col("s_mtime") == F.col("video_mtime_ns"))
-        & (F.col("s_key") == F.col("request_key"))
-    )
-    same = F.coalesce(same, F.lit(False))
-    retry = (F.col("s_failures") > 0) & (F.col("s_failures") < MAX_TRANSIENT_TRIES)
-    todo = ~same | F.coalesce(retry, F.lit(False))
-    failures = F.when(same, F.col("s_failures")).otherwise(F.lit(0)).cast("int")
-    return joined.select(*planned.columns, todo.alias("todo"), failures.alias("transient_failures"))
+def works(decided: DataFrame, partitions: int, groups: int) -> DataFrame:
+    """The decided videos spread over ``partitions`` tasks so that long and short videos even
+    out, in one shuffle and with no step on a single partition.
 
-
-def counts(decided: DataFrame) -> tuple[int, int]:
-    """(videos in the input, videos with at least one unit to extract)."""
-    per_video = decided.groupBy("video_path").agg(F.max(F.col("todo").cast("int")).alias("todo"))
-    row = per_video.agg(F.count("*").alias("videos"), F.sum("todo").alias("todo")).first()
-    return int(row["videos"] or 0), int(row["todo"] or 0)
-
-
-def works(decided: DataFrame, partitions: int) -> DataFrame:
-    """The out-of-date units grouped per video, spread over ``partitions`` tasks so that long
-    and short videos even out, in one shuffle and with no step on a single partition.
-
-    The videos are hashed into ``partitions`` groups; within each group, in decreasing file
-    size, they are dealt to the tasks in turn, group g starting at task g: with many videos per
+    Each of the ``groups`` partitions of ``decided`` (a hash group of videos) deals its
+    out-of-date videos to the tasks in turn, in decreasing file size, group g starting at task
+    g * partitions / groups: with many videos per
     task every task gets its share of each group's large and small videos, and with few videos
-    this is plain hashing. Task t then lands in partition t exactly (``partition_keys``), and within
-    a task the largest videos go first, so its tail is short videos.
+    this is plain hashing. Up-to-date videos follow, dealt alike: a task only counts them. Task
+    t then lands in partition t exactly (``partition_keys``). Within a task videos come in path
+    order, so that the files it writes hold narrow, disjoint ranges of paths.
     """
-    per_video = (
-        decided.where("todo")
-        .groupBy("video_path")
-        .agg(
-            F.first("video_size").alias("video_size"),
-            F.first("video_mtime_ns").alias("video_mtime_ns"),
-            F.first("spans").alias("spans"),
-            F.map_from_entries(F.collect_list(F.struct("purpose", "request_key"))).alias(
-                "request_keys"
-            ),
-            F.map_from_entries(F.collect_list(F.struct("purpose", "transient_failures"))).alias(
-                "transient_failures"
-            ),
-        )
+    weight = F.when(F.size("request_keys") > 0, F.col("video_size")).otherwise(F.lit(-1))
+    ranked = decided.sortWithinPartitions(weight.desc(), "video_path").withColumn(
+        "_id", F.monotonically_increasing_id()
     )
-    group = F.pmod(F.xxhash64("video_path"), F.lit(partitions))
-    in_group = Window.partitionBy(group).orderBy(F.desc("video_size"), "video_path")
-    task = F.pmod(F.row_number().over(in_group) - 1 + group, F.lit(partitions))
+    # monotonically_increasing_id: the partition in the upper 31 bits, the row in the lower 33.
+    group = F.shiftright("_id", 33)
+    rank = F.col("_id").bitwiseAND(F.lit((1 << 33) - 1))
+    task = F.pmod(rank + F.floor(group * partitions / groups), F.lit(partitions))
     keys = F.array(*(F.lit(k) for k in partition_keys(partitions)))
-    dealt = per_video.withColumn("task", F.element_at(keys, (task + 1).cast("int")))
-    return dealt.repartition(partitions, "task").sortWithinPartitions(F.desc("video_size"))
+    dealt = ranked.withColumn("task", F.element_at(keys, (task + 1).cast("int"))).drop("_id")
+    return dealt.repartition(partitions, "task").sortWithinPartitions("video_path")

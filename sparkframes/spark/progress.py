@@ -1,9 +1,11 @@
-"""A progress line for local runs: videos done / total, frames/s, errors.
+"""A progress line for local runs: videos done / to do, frames/s, errors.
 
 Spark's own bar counts tasks, and a task holds many videos. In local mode the executors share
 the driver's disk, so each task attempt keeps a tiny JSON file of its counts in a temporary
 folder of the run's and a driver thread sums the newest attempt of each partition once a
-second. On a cluster the Spark UI shows progress and the run ends with the summary line.
+second. A task says how many videos it has to do when it starts, so the total is known once
+every task has started (until then the line says "at least"). On a cluster the Spark UI shows
+progress and the run ends with the summary line.
 """
 
 from __future__ import annotations
@@ -31,22 +33,24 @@ def write_progress(folder: str, partition: int, attempt: int, counts: dict[str, 
 
 
 def read_progress(folder: str) -> dict[str, int]:
-    totals = {"videos": 0, "frames": 0, "errors": 0}
+    totals = {"tasks": 0, "todo": 0, "videos": 0, "frames": 0, "errors": 0}
     for path in Path(folder).glob("p*.json"):
         try:
             counts = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        for key in totals:
+        totals["tasks"] += 1
+        for key in ("todo", "videos", "frames", "errors"):
             totals[key] += int(counts.get(key, 0))
     return totals
 
 
 class ProgressLine:
-    """Driver side: a thread printing ``videos 3/10 | 120 frames (45.0/s) | 1 errors``."""
+    """Driver side: a thread printing ``videos 3/10 | 120 frames (45.0/s) | 1 errors`` (``3/10+``
+    while some of the ``tasks`` have not started)."""
 
-    def __init__(self, folder: str, total: int, stream: TextIO = sys.stderr) -> None:
-        self.folder, self.total, self.stream = folder, total, stream
+    def __init__(self, folder: str, tasks: int, stream: TextIO = sys.stderr) -> None:
+        self.folder, self.tasks, self.stream = folder, tasks, stream
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._started = time.monotonic()
@@ -71,8 +75,10 @@ class ProgressLine:
     def _print(self, final: bool = False) -> None:
         counts = read_progress(self.folder)
         elapsed = max(time.monotonic() - self._started, 1e-9)
+        more = "+" if counts["tasks"] < self.tasks and not final else ""
         line = (
-            f"[sparkframes] videos {counts['videos']}/{self.total} | {counts['frames']} frames "
+            f"[sparkframes] videos {counts['videos']}/{counts['todo']}{more} | "
+            f"{counts['frames']} frames "
             f"({counts['frames'] / elapsed:.1f}/s) | {counts['errors']} errors"
         )
         if line == self._last and not final:

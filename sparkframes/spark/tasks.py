@@ -58,7 +58,8 @@ class VideoWork:
 
     @classmethod
     def from_row(cls, row: dict, purposes: list[str] | None = None) -> VideoWork:
-        """From a row of ``planning.works`` (or, given ``purposes``, of ``planning.videos_of``)."""
+        """From a row of ``planning.works`` (or, given ``purposes``, of ``planning.videos_of``).
+        A video of ``planning.works`` without request keys is up to date."""
         keys = dict(row["request_keys"]) if purposes is None else dict.fromkeys(purposes, "")
         return cls(
             row["video_path"],
@@ -78,6 +79,7 @@ class TaskResult:
 
     attempt: AttemptResult = field(default_factory=AttemptResult)
     videos: list[ExtractionReport] = field(default_factory=list)
+    videos_up_to_date: int = 0
     unavailable: DecoderUnavailableError | None = None
 
 
@@ -136,11 +138,15 @@ def run_partition(
     _, gpu_address = assigned_gpu()
     task = TaskResult()
     result = task.attempt
-    counts = {"videos": 0, "frames": 0, "errors": 0}
+    todo = [work for work in works if work.request_keys]
+    task.videos_up_to_date = len(works) - len(todo)
+    counts = {"todo": len(todo), "videos": 0, "frames": 0, "errors": 0}
+    if settings.progress_dir:
+        write_progress(settings.progress_dir, partition_id, attempt, counts)
     try:
         options = extract_options(settings.options)
         with isolation(settings.options) as runner:
-            for work in works:
+            for work in todo:
                 report = ExtractionReport(work.video_path, gpu_address=gpu_address)
                 for purpose, batch in _batches(work, settings.options, options, report, runner):
                     writer.write_frames(purpose, batch, work.video_path)
@@ -149,7 +155,6 @@ def run_partition(
                         report.errors, work.video_path, settings.run_id, purpose
                     )
                     writer.write_errors(purpose, batch, work.video_path)
-                writer.end_video()
                 task.videos.append(report)
                 if settings.progress_dir:
                     counts["videos"] += 1
@@ -160,7 +165,7 @@ def run_partition(
         result.frame_files, result.error_files = writer.close()
     except DecoderUnavailableError as exc:  # --no-fallback: the driver fails the run with it
         writer.abort()
-        return TaskResult(unavailable=exc)
+        return TaskResult(videos_up_to_date=task.videos_up_to_date, unavailable=exc)
     except BaseException:
         writer.abort()  # its files stay unlisted, for vacuum; no stream left to the GC
         raise

@@ -14,8 +14,10 @@ state still says "out of date", which the next run redoes (replacing, never doub
 
 Overlapping runs: the commits to each table are serialised (``delta.replace_units``). Two runs
 that both extracted a unit both pass step 1, the later one replacing the earlier one's rows.
-Steps 2 and 3 then write a unit only for a run whose files hold it in the newest frames version,
-checked on every try after reading the table's newest version. The run whose frames came last
+Steps 2 and 3 then write a unit only for a run whose rows it is in the newest frames version:
+the files holding it came from the run's own, as written or as rewritten by a later commit
+that replaced other videos sharing a file with it (``delta.origin_of``), checked on every try
+after reading the table's newest version. The run whose frames came last
 therefore writes the unit's errors and state last: any other run's later try sees its files and
 leaves the unit alone, so a unit's errors and state describe the frames that are there.
 """
@@ -34,6 +36,7 @@ from sparkframes.table.delta import (
     TableLocation,
     ensure_table,
     files_holding,
+    origin_of,
     replace_units,
     rewrite_without,
 )
@@ -76,7 +79,7 @@ def commit_run(
     version, tries = replace_units(loc, FRAMES, lambda: (units, frame_files), **common)
 
     def error_files_of(owned: frozenset[Unit]) -> list[DataFile]:
-        return _only_units(loc, error_files, owned, run_id)
+        return _only_units(loc, error_files, owned)
 
     def state_files_of(owned: frozenset[Unit]) -> list[DataFile]:
         return [_state_file(loc, [s for s in states if s.unit in owned], run_id)] if owned else []
@@ -120,20 +123,22 @@ class _OwnedUnits:
 
 
 def _units_still_ours(loc: TableLocation, units: set[Unit], our_files: list[DataFile]) -> set[Unit]:
-    """The units whose rows in the newest frames version are exactly this run's files."""
+    """The units whose rows in the newest frames version are exactly the rows this run wrote:
+    the files holding them came from this run's files, as written or as rewritten by a later
+    commit that replaced other videos sharing a file with them (``delta.origin_of``)."""
     ours: dict[Unit, set[str]] = {u: set() for u in units}
     for f in our_files:
         for unit in f.rows:
-            ours.setdefault(unit, set()).add(f.path)
+            ours.setdefault(unit, set()).add(origin_of(f.path))
     held: dict[Unit, set[str]] = {u: set() for u in units}
     for hit in files_holding(ensure_table(loc, FRAMES), loc, FRAMES, units):
         for unit in hit.units:
-            held[unit].add(hit.path)
+            held[unit].add(origin_of(hit.path))
     return {u for u in units if held[u] == ours[u]}
 
 
 def _only_units(
-    loc: TableLocation, files: list[DataFile], units: frozenset[Unit], run_id: str
+    loc: TableLocation, files: list[DataFile], units: frozenset[Unit]
 ) -> list[DataFile]:
     """``files`` (error files of this run) with the rows of units other than ``units`` taken
     out: those units' rows belong to the run that won them."""
@@ -144,7 +149,7 @@ def _only_units(
             kept.append(f)
             continue
         hit = FileHit(f.path, f.size, f.partition_values, lost, False)
-        rewritten = rewrite_without(loc, ERRORS, hit, f"part-{run_id}")
+        rewritten = rewrite_without(loc, ERRORS, hit)
         if rewritten is not None:
             kept.append(rewritten)
     return kept

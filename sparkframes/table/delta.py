@@ -289,10 +289,20 @@ def _read_file(
         return pq.read_table(f, columns=columns)
 
 
-def rewrite_without(
-    loc: TableLocation, kind: TableKind, hit: FileHit, file_stem: str
-) -> DataFile | None:
-    """A copy of a mixed file without the rows of ``hit.units`` (None if nothing is left)."""
+#: What a rewritten file's name adds to the name of the file its rows first came in.
+_REWRITE_MARK = ".rw-"
+
+
+def origin_of(path: str) -> str:
+    """The name of the file a data file's rows were first written in: its own, or, for a file
+    that ``rewrite_without`` made, the origin of the file it was rewritten from. A run tells by
+    it whether a unit's rows are still the ones it wrote (``commit.py``)."""
+    return posixpath.basename(path).removesuffix(".parquet").split(_REWRITE_MARK)[0]
+
+
+def rewrite_without(loc: TableLocation, kind: TableKind, hit: FileHit) -> DataFile | None:
+    """A copy of a mixed file without the rows of ``hit.units`` (None if nothing is left),
+    named after its origin (``origin_of``)."""
     table = _read_file(loc, kind, hit.path)
     purpose = hit.partition_values.get(PARTITION_COLUMN)
     purposes = (
@@ -311,7 +321,7 @@ def rewrite_without(
     for unit in zip(kept["video_path"].to_pylist(), kept_purposes, strict=True):
         rows[unit] = rows.get(unit, 0) + 1
     folder = posixpath.dirname(hit.path)
-    name = f"{file_stem}-rw-{random.getrandbits(48):012x}.parquet"
+    name = f"{origin_of(hit.path)}{_REWRITE_MARK}{random.getrandbits(48):012x}.parquet"
     return write_file(
         loc.fs,
         loc.root_of(kind),
@@ -408,7 +418,7 @@ def _removals(
         f
         for h in hits
         if not h.only_these
-        for f in [rewrite_without(loc, kind, h, stem)]
+        for f in [rewrite_without(loc, kind, h)]
         if f is not None
     ]
     return [remove(h.path, h.size, h.partition_values) for h in hits], rewritten

@@ -5,9 +5,12 @@ A file written here is invisible to every Delta reader until the driver commits 
 attempt that fails, is killed or loses to a speculative twin leaves only unlisted files behind,
 which ``vacuum`` removes once they are older than its retention period.
 
-Frames go to one file per (video, purpose) unit, rolled over at ``MAX_FILE_BYTES``: a unit that
-is redone later is then replaced by removing whole files, never by rewriting other videos' rows.
-Error rows are few and small, so an attempt writes them all into one file.
+A task's videos share its frame files, one open file per purpose, in the order the task
+extracts them (path order), rolled over at ``FILE_TARGET_BYTES``: a table of many short clips
+gets files of a healthy size, not one per clip. Redoing a video later removes the files that
+hold only its rows and rewrites the others without them: at most two files of other videos'
+rows per (video, purpose), ``FILE_TARGET_BYTES`` each (the file it starts in and the one it ends
+in). Error rows are few and small, so an attempt writes them all into one file.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from sparkframes.table.schema import ERRORS_SCHEMA, FRAMES_SCHEMA, PARTITION_COL
 Unit = tuple[str, str]
 
 ROW_GROUP_BYTES = 64 << 20
-MAX_FILE_BYTES = 512 << 20
+#: Where a frame file rolls over: the size ``optimize`` compacts to, too.
+FILE_TARGET_BYTES = 128 << 20
 
 # Pixels are dense and barely compress; compressing them costs more time than it saves bytes.
 # Metadata columns compress very well. (Measured: bench/table_bench.py.)
@@ -112,25 +116,29 @@ def write_file(
     )
 
 
-class _UnitFile:
-    """The frame rows of one unit, buffered into row groups and rolled over by size."""
+class _PurposeFile:
+    """The frame rows of one purpose, from one video after another, buffered into row groups
+    and rolled over by size."""
 
-    def __init__(self, writer: AttemptWriter, purpose: str, unit: Unit) -> None:
-        self.writer, self.purpose, self.unit = writer, purpose, unit
+    def __init__(self, writer: AttemptWriter, purpose: str) -> None:
+        self.writer, self.purpose = writer, purpose
         self._parquet: pq.ParquetWriter | None = None
         self._sink = None
         self._relpath = ""
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
+        self._pending_rows: dict[Unit, int] = {}
         self._file_bytes = 0
+        self._file_rows: dict[Unit, int] = {}
         self._file_batches: list[pa.RecordBatch] = []  # for the statistics (metadata only)
 
-    def add(self, batch: pa.RecordBatch) -> None:
+    def add(self, batch: pa.RecordBatch, unit: Unit) -> None:
         self._pending.append(batch)
         self._pending_bytes += batch.nbytes
+        self._pending_rows[unit] = self._pending_rows.get(unit, 0) + batch.num_rows
         if self._pending_bytes >= ROW_GROUP_BYTES:
             self._flush()
-            if self._file_bytes >= MAX_FILE_BYTES:
+            if self._file_bytes >= FILE_TARGET_BYTES:
                 self.close()  # the next batch opens a new file
 
     def _flush(self) -> None:
@@ -152,7 +160,9 @@ class _UnitFile:
         # Statistics need the metadata columns only: keep those, not the pixels.
         self._file_batches.extend(b.drop_columns(["frame"]) for b in self._pending)
         self._file_bytes += self._pending_bytes
-        self._pending, self._pending_bytes = [], 0
+        for unit, n in self._pending_rows.items():
+            self._file_rows[unit] = self._file_rows.get(unit, 0) + n
+        self._pending, self._pending_bytes, self._pending_rows = [], 0, {}
 
     def abort(self) -> None:
         """Drop the file being written. Close the stream now: an object-store stream left to
@@ -166,8 +176,8 @@ class _UnitFile:
             if self._sink is not None:
                 self._sink.close()
             self._parquet, self._sink = None, None
-            self._pending, self._pending_bytes = [], 0
-            self._file_batches, self._file_bytes = [], 0
+            self._pending, self._pending_bytes, self._pending_rows = [], 0, {}
+            self._file_batches, self._file_bytes, self._file_rows = [], 0, {}
 
     def close(self) -> None:
         self._flush()
@@ -178,7 +188,6 @@ class _UnitFile:
         finally:
             self._sink.close()
         path = posixpath.join(self.writer.root, self._relpath)
-        rows = sum(b.num_rows for b in self._file_batches)
         stats = json.loads(delta_stats(self._file_batches, _FRAME_METADATA_SCHEMA))
         stats["nullCount"]["frame"] = 0  # a frame is never null (FRAMES_SCHEMA says so)
         self.writer.files.append(
@@ -187,11 +196,12 @@ class _UnitFile:
                 size=int(self.writer.fs.get_file_info(path).size),
                 partition_values={PARTITION_COLUMN: self.purpose},
                 stats=json.dumps(stats),
-                rows={self.unit: rows},
+                rows=self._file_rows,
                 modification_time_ms=int(time.time() * 1000),
             )
         )
-        self._parquet, self._sink, self._file_batches, self._file_bytes = None, None, [], 0
+        self._parquet, self._sink, self._file_batches = None, None, []
+        self._file_bytes, self._file_rows = 0, {}
 
 
 class AttemptWriter:
@@ -205,7 +215,7 @@ class AttemptWriter:
         self.fs, self.root, self.errors_root, self.file_stem = fs, root, errors_root, file_stem
         self.files: list[DataFile] = []
         self.error_files: list[DataFile] = []
-        self._open: dict[Unit, _UnitFile] = {}
+        self._open: dict[str, _PurposeFile] = {}
         self._errors: list[pa.RecordBatch] = []
         self._error_rows: dict[Unit, int] = {}
 
@@ -215,10 +225,9 @@ class AttemptWriter:
 
     def write_frames(self, purpose: str, batch: pa.RecordBatch, video_path: str) -> None:
         """Rows of one (video, purpose) unit."""
-        unit = (video_path, purpose)
-        if unit not in self._open:
-            self._open[unit] = _UnitFile(self, purpose, unit)
-        self._open[unit].add(batch)
+        if purpose not in self._open:
+            self._open[purpose] = _PurposeFile(self, purpose)
+        self._open[purpose].add(batch, (video_path, purpose))
 
     def write_errors(self, purpose: str, batch: pa.RecordBatch, video_path: str) -> None:
         """Error rows of one (video, purpose) unit (their ``purpose`` column says which)."""
@@ -227,22 +236,18 @@ class AttemptWriter:
             unit = (video_path, purpose)
             self._error_rows[unit] = self._error_rows.get(unit, 0) + len(batch)
 
-    def end_video(self) -> None:
-        """Close the files of the video just extracted (each unit's rows stay in its own)."""
-        for unit_file in self._open.values():
-            unit_file.close()
-        self._open.clear()
-
     def abort(self) -> None:
         """Give up the attempt: close every open stream and describe nothing."""
-        for unit_file in self._open.values():
-            unit_file.abort()
+        for purpose_file in self._open.values():
+            purpose_file.abort()
         self._open.clear()
         self.files, self.error_files, self._errors, self._error_rows = [], [], [], {}
 
     def close(self) -> tuple[list[DataFile], list[DataFile]]:
         """Finish every file; (frame files, error files)."""
-        self.end_video()
+        for purpose_file in self._open.values():
+            purpose_file.close()
+        self._open.clear()
         if self._errors:
             self.error_files.append(
                 write_file(

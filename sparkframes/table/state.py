@@ -1,6 +1,7 @@
 """The incremental state: one row per (video, purpose) unit in ``OUT/_state``.
 
-The rule that reads it (applied in Spark, ``spark/planning.out_of_date``): a unit is up to date
+The rule that reads it (``unit_todo``, applied per video on the executors by ``spark/planning``):
+a unit is up to date
 when its video file has the size and mtime it had when the unit was last extracted and the same
 thing is asked of it (the request key), unless its last failure may pass by itself (a time
 limit, a crash, a store out of reach) and it has not failed so ``MAX_TRANSIENT_TRIES`` runs in a
@@ -45,6 +46,24 @@ class UnitState:
         if not self.errors:
             return "ok"
         return "partial" if self.frames else "failed"
+
+
+def unit_todo(
+    state: dict | None, video_size: int, video_mtime_ns: int, request_key: str
+) -> tuple[bool, int]:
+    """(whether a unit must be extracted, the failures in a row it carries into this run), by
+    the rule above. ``state`` is the unit's row of ``OUT/_state`` (None: never extracted)."""
+    if state is None:
+        return True, 0
+    same = (
+        state["video_size"] == video_size
+        and state["video_mtime_ns"] == video_mtime_ns
+        and state["request_key"] == request_key
+    )
+    if not same:
+        return True, 0
+    failures = state["transient_failures"] or 0
+    return 0 < failures < MAX_TRANSIENT_TRIES, failures
 
 
 def state_rows(states: list[UnitState], run_id: str) -> pa.Table:
