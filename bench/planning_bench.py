@@ -13,9 +13,10 @@ work but extracting them is never needed), on a warm local[2] session:
   the deal to tasks) against an empty table, counted instead of extracted (internals: there is
   no public dry run).
 
-Memory, sampled every 20 ms, peak RSS: the driver's Python process (added over its start), the
-JVM (in local mode the driver's and the executors' at once: heap, shuffle, the state's rows) and
-the Spark Python workers (summed over those alive at once: planning's and the tasks').
+Memory, sampled every 20 ms, peak RSS: the driver's Python process (what it holds from earlier
+runs included: pyarrow keeps freed memory for reuse), the JVM (in local mode the driver's and
+the executors' at once: heap, shuffle, the state's rows) and the Spark Python workers (summed
+over those alive at once: planning's and the tasks').
 Run: ``python -m bench.planning_bench [--quick] [--rows 10000,100000,1000000] [--reps N]``.
 """
 
@@ -95,7 +96,7 @@ def rss_by_kind() -> dict[str, float]:
 
 
 def peaks(fn: Any) -> tuple[float, dict[str, float]]:
-    """Run ``fn``: (wall s, peak MiB per kind; the driver's as added over its start)."""
+    """Run ``fn``: (wall s, peak RSS MiB per kind)."""
     start = rss_by_kind()
     peak = dict(start)
     stop = threading.Event()
@@ -114,7 +115,6 @@ def peaks(fn: Any) -> tuple[float, dict[str, float]]:
         wall = time.perf_counter() - t0
         stop.set()
         sampler.join()
-    peak[KINDS[0]] -= start[KINDS[0]]
     return wall, peak
 
 
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, runs in measured.items():
             row[f"{name} s"] = median(wall for wall, _ in runs)
             for kind in KINDS:
-                label = "MiB added" if kind == KINDS[0] else "peak MiB"
-                row[f"{name}: {kind} {label}"] = max(p[kind] for _, p in runs)
+                row[f"{name}: {kind} peak MiB"] = max(p[kind] for _, p in runs)
         rows.append(row)
     spark.stop()
     if len(rows) > 1:

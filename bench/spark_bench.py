@@ -15,6 +15,9 @@ decode worker, so isolation on):
 * 400 clips: 4 s QCIF H.264, policy ``middle``: ms per video, the job against the library in
   that pool and in one process.
 
+Then the data files of each workload's table: as the job wrote them (a task's videos share a
+file per purpose) and after ``sparkframes.optimize``.
+
 Methods are interleaved, each repetition in a rotated order; ratios are t(library) / t(job)
 per repetition (the job's throughput as a share of the library's). The job and the library must
 give the same number of frames.
@@ -47,8 +50,9 @@ JOB, POOL, ONE = "Spark job", "library, 2 processes x 1 thread", "library, 1 pro
 
 def library(paths: list[str], policy: str) -> int:
     """The library on ``paths`` one after another, as a task does (1 decoder thread); rows."""
+    rates = (RATE,) if policy == "sequence" else ()
     spec = sparkframes.ExtractionSpec(
-        "embeddings", target_fps=(RATE,), target_res=SIZE, policy=sparkframes.Policy(policy)
+        "embeddings", target_fps=rates, target_res=SIZE, policy=sparkframes.Policy(policy)
     )
     rows = 0
     for path in paths:
@@ -62,6 +66,7 @@ def library(paths: list[str], policy: str) -> int:
 def job(spark: Any, input_path: str, output: Path, policy: str) -> int:
     """The Spark job into a fresh table; the frames it wrote."""
     shutil.rmtree(output, ignore_errors=True)
+    rates = {"target_fps": [RATE]} if policy == "sequence" else {}
     summary = sparkframes.spark.write_clip_frames(
         input_path,
         str(output),
@@ -69,8 +74,8 @@ def job(spark: Any, input_path: str, output: Path, policy: str) -> int:
         spark=spark,
         progress=False,
         policy=policy,
-        target_fps=[RATE],
         target_res=SIZE,
+        **rates,
     )
     if summary.errors or summary.videos_failed:
         raise RuntimeError(f"Spark job reported errors: {summary.line()}")
@@ -174,6 +179,31 @@ def side_by_side(
     return rows, headline
 
 
+def file_sizes(table: Path, name: str) -> list[dict]:
+    """The frames table's data files as the job left them, then after ``sparkframes.optimize``."""
+    from deltalake import DeltaTable
+
+    rows = []
+    for state in ("as written", "after optimize"):
+        if state == "after optimize":
+            sparkframes.optimize(str(table))
+        sizes = sorted(
+            DeltaTable(str(table)).get_add_actions(flatten=True)["size_bytes"].to_pylist()
+        )
+        rows.append(
+            {
+                "workload": name,
+                "table": state,
+                "files": len(sizes),
+                "median MB": median(sizes) / 1e6,
+                "smallest MB": sizes[0] / 1e6,
+                "largest MB": sizes[-1] / 1e6,
+                "total MB": sum(sizes) / 1e6,
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     tiny = {"type": str, "help": "tiny-video counts for the fixed cost (default 100,1000)"}
     run = Run(__file__, __doc__, reps=3, argv=argv, tiny=tiny)
@@ -209,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark.stop()
     pool.shutdown()
+    files = file_sizes(tables / "80 clips", "80 clips") + file_sizes(
+        tables / "400 clips", "400 clips"
+    )
     shutil.rmtree(tables, ignore_errors=True)
 
     fixed_summary = [
@@ -242,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             "fixed cost": fixed_summary,
             "fixed cost, each run": fixed,
             "methods": rows_80 + rows_400,
+            "data files": files,
         },
     )
     return 0

@@ -4,6 +4,7 @@ step that runs every video through one partition."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
 from sparkframes.spark import planning
@@ -85,3 +86,29 @@ def test_up_to_date_videos_do_not_unbalance_the_work(spark):
     work = [r for r in got if r["request_keys"]]
     load = [sum(r["video_size"] for r in work if r["partition"] == p) for p in range(4)]
     assert len(work) == 80 and max(load) / min(load) < 1.3, load
+
+
+def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog):
+    """Nothing is counted or cached before the tasks: a first run is three Spark jobs (the
+    input's shuffle by video, the deal's shuffle by task, the tasks), a refresh one more (the
+    state's shuffle), where planning used to take eight before the first decode."""
+    from sparkframes.options import ClipFramesOptions, build_options
+    from sparkframes.spark.job import write_table
+
+    videos = [str(catalog[n]) for n in ("h264_mp4", "vp9_webm", "hevc_mp4")]
+    inputs = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"video_path": videos}), inputs)
+    values = {"input": str(inputs), "output": str(tmp_path / "out"), "policy": "middle"}
+    options = build_options(ClipFramesOptions, {**values, "progress": False})
+    tracker = spark.sparkContext.statusTracker()
+
+    def jobs_of_a_run() -> tuple[int, object]:
+        before = set(tracker.getJobIdsForGroup())
+        summary = write_table(spark, options)
+        return len(set(tracker.getJobIdsForGroup()) - before), summary
+
+    jobs, first = jobs_of_a_run()
+    assert first.videos_processed == 3 and jobs <= 3, (jobs, first.line())
+    jobs, refresh = jobs_of_a_run()
+    assert (refresh.videos_processed, refresh.videos_skipped) == (0, 3), refresh.line()
+    assert refresh.table_version is None and jobs <= 4, jobs

@@ -34,7 +34,8 @@ from sparkframes.table.schema import ERRORS_SCHEMA, FRAMES_SCHEMA, PARTITION_COL
 Unit = tuple[str, str]
 
 ROW_GROUP_BYTES = 64 << 20
-#: Where a frame file rolls over: the size ``optimize`` compacts to, too.
+#: Where a task's frame file rolls over, and the size ``optimize`` compacts to. Replacing a video
+#: rewrites the files that share its rows, so this also bounds what a refresh rewrites per video.
 FILE_TARGET_BYTES = 128 << 20
 
 # Pixels are dense and barely compress; compressing them costs more time than it saves bytes.

@@ -11,10 +11,8 @@ from deltalake import CommitProperties, Transaction
 from deltalake.exceptions import TableNotFoundError
 
 from sparkframes.table.delta import APP_ID, ERRORS, FRAMES, STATE, TableLocation, open_table
+from sparkframes.table.files import FILE_TARGET_BYTES
 
-#: What ``optimize`` aims each compacted file at. Replacing one video in a compacted table
-#: rewrites the files that hold its rows, so this also bounds what a refresh rewrites per video.
-OPTIMIZE_TARGET_BYTES = 128 << 20
 #: The column ``optimize --z-order`` clusters by: a video's rows end up in few files, so a
 #: reader of some videos, and a refresh of one, touch less.
 Z_ORDER_COLUMNS = ("video_path",)
@@ -24,7 +22,7 @@ def optimize(
     table: str | TableLocation,
     *,
     z_order: bool = False,
-    target_bytes: int = OPTIMIZE_TARGET_BYTES,
+    target_bytes: int = FILE_TARGET_BYTES,
 ) -> dict[str, dict]:
     """Compact each table's small files into files of about ``target_bytes`` (with ``z_order``:
     rewrite the frames table clustered by ``video_path``). ``table`` is the frames table's path
