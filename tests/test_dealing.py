@@ -3,8 +3,11 @@ step that runs every video through one partition."""
 
 from __future__ import annotations
 
+import shutil
+
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from pyspark.sql import functions as F
 
 from sparkframes.spark import planning
@@ -88,14 +91,20 @@ def test_up_to_date_videos_do_not_unbalance_the_work(spark):
     assert len(work) == 80 and max(load) / min(load) < 1.3, load
 
 
-def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog):
+@pytest.mark.parametrize("state", ["broadcast", "shuffled"])
+def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog, monkeypatch, state):
     """Nothing is counted or cached before the tasks: a first run is three Spark jobs (the
     input's shuffle by video, the deal's shuffle by task, the tasks), a refresh one more (the
-    state's shuffle), where planning used to take eight before the first decode."""
+    state's broadcast; when too large to broadcast, its shuffle, and here, where it is not,
+    adaptive execution's broadcast after it), where planning used to take
+    eight before the first decode. Either way the refresh finds every video up to date, and
+    the changed one out of date."""
     from sparkframes.options import ClipFramesOptions, build_options
     from sparkframes.spark.job import write_table
 
-    videos = [str(catalog[n]) for n in ("h264_mp4", "vp9_webm", "hevc_mp4")]
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    videos = [str(shutil.copy(catalog[n], folder)) for n in ("h264_mp4", "vp9_webm", "hevc_mp4")]
     inputs = tmp_path / "in.parquet"
     pq.write_table(pa.table({"video_path": videos}), inputs)
     values = {"input": str(inputs), "output": str(tmp_path / "out"), "policy": "middle"}
@@ -109,6 +118,11 @@ def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog):
 
     jobs, first = jobs_of_a_run()
     assert first.videos_processed == 3 and jobs <= 3, (jobs, first.line())
+    if state == "shuffled":
+        monkeypatch.setattr(planning, "BROADCAST_STATE_BYTES", 0)
     jobs, refresh = jobs_of_a_run()
     assert (refresh.videos_processed, refresh.videos_skipped) == (0, 3), refresh.line()
-    assert refresh.table_version is None and jobs <= 4, jobs
+    assert refresh.table_version is None and jobs <= (4 if state == "broadcast" else 5), jobs
+    shutil.copy(catalog["ntsc_mp4"], videos[1])
+    changed = write_table(spark, options)
+    assert (changed.videos_processed, changed.videos_skipped) == (1, 2), changed.line()

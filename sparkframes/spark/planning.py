@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -103,33 +104,47 @@ def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
     )
 
 
+#: A state of at most this many bytes (per video, as Arrow) is broadcast to the planning tasks;
+#: a larger one is shuffled into their partitions.
+BROADCAST_STATE_BYTES = 64 << 20
+
+
 def with_state(
     spark: SparkSession, videos: DataFrame, state: pa.Table | None, partitions: int
 ) -> DataFrame:
-    """``videos`` with ``state``: per video, a map of purpose -> its row of the table's state
-    (null for a video never extracted; None or empty ``state``: no join at all).
+    """``videos`` with ``state``: per video, the list of its rows of the table's state (null for
+    a video never extracted; None or empty ``state``: no join at all).
 
-    The state is read on the driver with pyarrow, which has the table's credentials, and is
-    partitioned like ``videos``, so the join adds no shuffle to the input's side.
+    The state is read on the driver with pyarrow, which has the table's credentials, grouped by
+    video there, and joined without moving the input's side: broadcast when small, else
+    partitioned like ``videos``.
     """
     if state is None or state.num_rows == 0:
-        kind = T.MapType(T.StringType(), from_arrow_schema(pa.schema(_state_fields())))
+        kind = T.ArrayType(from_arrow_schema(_STATE_UNIT))
         return videos.withColumn("state", F.lit(None).cast(kind))
-    frame = spark.createDataFrame(state.select(["video_path", "purpose", *_STATE_FIELDS]))
-    per_video = (
-        frame.repartition(partitions, "video_path")
-        .groupBy("video_path")
-        .agg(
-            F.map_from_entries(F.collect_list(F.struct("purpose", F.struct(*_STATE_FIELDS)))).alias(
-                "state"
-            )
-        )
+    per_video = state_per_video(state)
+    frame = spark.createDataFrame(per_video)
+    if per_video.nbytes <= BROADCAST_STATE_BYTES:
+        frame = F.broadcast(frame)
+    else:
+        frame = frame.repartition(partitions, "video_path")
+    return videos.join(frame, "video_path", "left")
+
+
+_STATE_UNIT = pa.schema([STATE_SCHEMA.field(n) for n in ("purpose", *_STATE_FIELDS)])
+
+
+def state_per_video(state: pa.Table) -> pa.Table:
+    """``video_path`` and ``state``, the list of the video's state rows (``_STATE_UNIT``)."""
+    rows = state.sort_by("video_path")
+    units = pa.StructArray.from_arrays(
+        [rows[name].combine_chunks() for name in _STATE_UNIT.names], fields=list(_STATE_UNIT)
     )
-    return videos.join(per_video, "video_path", "left")
-
-
-def _state_fields() -> list[pa.Field]:
-    return [STATE_SCHEMA.field(name) for name in _STATE_FIELDS]
+    counts = rows.group_by("video_path", use_threads=False).aggregate([("video_path", "count")])
+    ends = pc.cumulative_sum(counts["video_path_count"].combine_chunks())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends.cast(pa.int32())])
+    lists = pa.ListArray.from_arrays(offsets, units)
+    return pa.table({"video_path": counts["video_path"], "state": lists})
 
 
 def decided(videos: DataFrame, config: CommonOptions) -> DataFrame:
@@ -146,7 +161,7 @@ def decided(videos: DataFrame, config: CommonOptions) -> DataFrame:
             rows = []
             for path, video_spans, state in zip(paths, spans, states, strict=True):
                 size, mtime = files.get(path, UNKNOWN_STATE)
-                known = dict(state or [])
+                known = {unit["purpose"]: unit for unit in state or []}
                 todo, failures = {}, {}
                 for purpose, key in keys_of(spans_to_clips(video_spans)).items():
                     redo, carried = unit_todo(known.get(purpose), size, mtime, key)

@@ -17,6 +17,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from sparkframes.decoding.backends import DecoderUnavailableError, choose_decoder
@@ -125,7 +126,8 @@ def extract_options(options: CommonOptions) -> ExtractOptions:
 def run_partition(
     works: list[VideoWork], settings: TaskSettings, partition_id: int, attempt: int, attempt_id: int
 ) -> TaskResult:
-    """Extract every video of one partition into files of this attempt's own."""
+    """Extract every video of one partition (``works``: the out-of-date ones) into files of
+    this attempt's own."""
     from sparkframes.spark.resources import assigned_gpu
 
     loc = TableLocation.of(settings.output)
@@ -138,15 +140,13 @@ def run_partition(
     _, gpu_address = assigned_gpu()
     task = TaskResult()
     result = task.attempt
-    todo = [work for work in works if work.request_keys]
-    task.videos_up_to_date = len(works) - len(todo)
-    counts = {"todo": len(todo), "videos": 0, "frames": 0, "errors": 0}
+    counts = {"todo": len(works), "videos": 0, "frames": 0, "errors": 0}
     if settings.progress_dir:
         write_progress(settings.progress_dir, partition_id, attempt, counts)
     try:
         options = extract_options(settings.options)
         with isolation(settings.options) as runner:
-            for work in todo:
+            for work in works:
                 report = ExtractionReport(work.video_path, gpu_address=gpu_address)
                 for purpose, batch in _batches(work, settings.options, options, report, runner):
                     writer.write_frames(purpose, batch, work.video_path)
@@ -165,7 +165,7 @@ def run_partition(
         result.frame_files, result.error_files = writer.close()
     except DecoderUnavailableError as exc:  # --no-fallback: the driver fails the run with it
         writer.abort()
-        return TaskResult(videos_up_to_date=task.videos_up_to_date, unavailable=exc)
+        return TaskResult(unavailable=exc)
     except BaseException:
         writer.abort()  # its files stay unlisted, for vacuum; no stream left to the GC
         raise
@@ -257,17 +257,25 @@ def _rows(batches: Iterator[pa.RecordBatch]) -> Iterator[dict]:
 
 
 def files_function(settings: TaskSettings) -> Callable[[Iterator], Iterator]:
-    """What ``mapInArrow`` runs for the table write: the works of one partition in, one row with
-    the attempt's result out."""
+    """What ``mapInArrow`` runs for the table write: the decided videos of one partition in, one
+    row with the attempt's result out. Up-to-date videos are only counted, in Arrow: a no-op
+    refresh of a million videos builds no Python object per video."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
-        works = [VideoWork.from_row(row) for row in _rows(batches)]
+        works, up_to_date = [], 0
+        for batch in batches:
+            keys = np.diff(batch.column("request_keys").offsets.to_numpy())  # per video
+            todo = pa.array(keys > 0)
+            kept = batch.filter(todo)
+            up_to_date += batch.num_rows - kept.num_rows
+            works.extend(VideoWork.from_row(row) for row in kept.to_pylist())
         result = run_partition(
             works, settings, ctx.partitionId(), ctx.attemptNumber(), ctx.taskAttemptId()
         )
+        result.videos_up_to_date = up_to_date
         yield pa.RecordBatch.from_pydict({RESULT_COLUMN: [pickle.dumps(result)]}, RESULT_SCHEMA)
 
     return run
