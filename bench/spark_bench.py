@@ -16,7 +16,9 @@ decode worker, so isolation on):
   that pool and in one process.
 
 Then the data files of each workload's table: as the job wrote them (a task's videos share a
-file per purpose) and after ``sparkframes.optimize``.
+file per purpose) and after ``sparkframes.optimize`` (delta-rs rewrites them with its own
+Parquet settings, which compress and dictionary-encode the frames: the copies' identical frames
+shrink to almost nothing there, so the compacted sizes say little about real videos).
 
 Methods are interleaved, each repetition in a rotated order; ratios are t(library) / t(job)
 per repetition (the job's throughput as a share of the library's). The job and the library must

@@ -126,3 +126,39 @@ def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog, monkeyp
     shutil.copy(catalog["ntsc_mp4"], videos[1])
     changed = write_table(spark, options)
     assert (changed.videos_processed, changed.videos_skipped) == (1, 2), changed.line()
+
+
+def test_the_state_grouped_per_video_keeps_each_row_with_its_video():
+    """Rows in any order and over many chunks (as a Delta table of several files reads): each
+    video gets exactly its own rows."""
+    import random
+
+    from sparkframes.table.schema import STATE_SCHEMA
+
+    rng = random.Random(7)
+    units = [(f"/v/{i:05d}.mp4", p) for i in range(3000) for p in ("a", "b")[: 1 + i % 2]]
+    rng.shuffle(units)
+    rows = [
+        {
+            "video_path": v,
+            "purpose": p,
+            "video_size": i,
+            "video_mtime_ns": i,
+            "request_key": f"{v}|{p}",
+            "status": "ok",
+            "frames": 1,
+            "errors": 0,
+            "transient_failures": 0,
+            "run_id": "r",
+        }
+        for i, (v, p) in enumerate(units)
+    ]
+    chunks = [
+        pa.Table.from_pylist(rows[k : k + 700], STATE_SCHEMA) for k in range(0, len(rows), 700)
+    ]
+    grouped = planning.state_per_video(pa.concat_tables(chunks)).to_pylist()
+    assert [g["video_path"] for g in grouped] == sorted({v for v, _ in units})
+    for g in grouped:
+        keys = sorted(s["request_key"] for s in g["state"])
+        i = int(g["video_path"][3:8])
+        assert keys == [f"{g['video_path']}|{p}" for p in ("a", "b")[: 1 + i % 2]]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
@@ -137,14 +138,16 @@ _STATE_UNIT = pa.schema([STATE_SCHEMA.field(n) for n in ("purpose", *_STATE_FIEL
 def state_per_video(state: pa.Table) -> pa.Table:
     """``video_path`` and ``state``, the list of the video's state rows (``_STATE_UNIT``)."""
     rows = state.sort_by("video_path")
+    paths = rows["video_path"].combine_chunks()
     units = pa.StructArray.from_arrays(
         [rows[name].combine_chunks() for name in _STATE_UNIT.names], fields=list(_STATE_UNIT)
     )
-    counts = rows.group_by("video_path", use_threads=False).aggregate([("video_path", "count")])
-    ends = pc.cumulative_sum(counts["video_path_count"].combine_chunks())
-    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends.cast(pa.int32())])
+    # Sorted, a video's rows are one run: it starts where the path differs from the previous.
+    changed = pc.not_equal(paths.slice(1), paths.slice(0, len(paths) - 1))
+    starts = np.flatnonzero(np.concatenate([[True], changed.to_numpy(zero_copy_only=False)]))
+    offsets = pa.array(np.append(starts, len(paths)), pa.int32())
     lists = pa.ListArray.from_arrays(offsets, units)
-    return pa.table({"video_path": counts["video_path"], "state": lists})
+    return pa.table({"video_path": paths.take(pa.array(starts)), "state": lists})
 
 
 def decided(videos: DataFrame, config: CommonOptions) -> DataFrame:
