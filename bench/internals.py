@@ -44,6 +44,7 @@ _WHERE = {
     "STATE": "sparkframes.table.delta",
     "UnitState": "sparkframes.table.state",
     "read_state_table": "sparkframes.table.state",
+    "state_files": "sparkframes.table.state",
     # planning a run without running it (planning)
     "planning": "sparkframes.spark.planning",
     "read_input": "sparkframes.spark.inputs",

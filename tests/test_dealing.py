@@ -91,14 +91,14 @@ def test_up_to_date_videos_do_not_unbalance_the_work(spark):
     assert len(work) == 80 and max(load) / min(load) < 1.3, load
 
 
-@pytest.mark.parametrize("state", ["broadcast", "shuffled"])
+@pytest.mark.parametrize("state", ["broadcast", "read by the executors"])
 def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog, monkeypatch, state):
     """Nothing is counted or cached before the tasks: a first run is three Spark jobs (the
-    input's shuffle by video, the deal's shuffle by task, the tasks), a refresh one more (the
-    state's broadcast; when too large to broadcast, its shuffle, and here, where it is not,
-    adaptive execution's broadcast after it), where planning used to take
-    eight before the first decode. Either way the refresh finds every video up to date, and
-    the changed one out of date."""
+    input's shuffle by video, the deal's shuffle by task, the tasks), where planning used to
+    take eight before the first decode. A refresh adds the state's broadcast; a state too large
+    to broadcast is read and shuffled by the executors instead (and here, where it is small,
+    adaptive execution broadcasts it after all). Either way the refresh finds every video up to
+    date, and the changed one out of date."""
     from sparkframes.options import ClipFramesOptions, build_options
     from sparkframes.spark.job import write_table
 
@@ -118,8 +118,8 @@ def test_a_run_plans_and_extracts_in_one_query(spark, tmp_path, catalog, monkeyp
 
     jobs, first = jobs_of_a_run()
     assert first.videos_processed == 3 and jobs <= 3, (jobs, first.line())
-    if state == "shuffled":
-        monkeypatch.setattr(planning, "BROADCAST_STATE_BYTES", 0)
+    if state == "read by the executors":
+        monkeypatch.setattr(planning, "BROADCAST_STATE_ROWS", 0)
     jobs, refresh = jobs_of_a_run()
     assert (refresh.videos_processed, refresh.videos_skipped) == (0, 3), refresh.line()
     assert refresh.table_version is None and jobs <= (4 if state == "broadcast" else 5), jobs

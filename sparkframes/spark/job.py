@@ -6,8 +6,8 @@ files (tasks.py) -> the driver commits the successful attempts (table/commit.py)
 Planning and extraction are one Spark query, run by one action: the first decode waits for no
 count and no cache. The tasks count the videos that were up to date; the driver holds those
 counts and the small descriptions of the files the tasks wrote, and never loops over the
-input's videos. (The table's state is read on the driver with pyarrow, which
-has the store's credentials, and handed to Spark as a DataFrame.) Everything goes through the
+input's videos. (The table's state is read with pyarrow, which has the store's credentials: on
+the driver and broadcast when small, by the executors when not.) Everything goes through the
 DataFrame API, so a classic and a Spark Connect session run the same code.
 """
 
@@ -37,7 +37,7 @@ from sparkframes.spark.summary import RunSummary
 from sparkframes.spark.tasks import RESULT_SCHEMA, TaskSettings, files_function, task_results
 from sparkframes.table.commit import AttemptResult, commit_run
 from sparkframes.table.delta import FRAMES, TableLocation, ensure_table
-from sparkframes.table.state import read_state_table
+from sparkframes.table.state import state_files
 
 
 def new_run_id() -> str:
@@ -66,10 +66,10 @@ def write_table(
         if not config.input:
             raise ValueError("an input is needed (--input, or a DataFrame of videos)")
         videos = read_input(spark, config.input)
-    state = read_state_table(loc) if not overwrite else None
+    state = state_files(loc) if not overwrite else None
     rows = planning.input_rows(videos, config.input or "the videos DataFrame")
     slots = default_parallelism(spark)
-    videos = planning.with_state(spark, planning.videos_of(rows, slots), state, slots)
+    videos = planning.with_state(spark, planning.videos_of(rows, slots), loc, state, slots)
     decided = planning.decided(videos, config)
     attempts = _extract(spark, config, decided, slots, run_id, loc, command, summary)
     if summary.videos_processed or overwrite:

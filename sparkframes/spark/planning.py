@@ -8,8 +8,8 @@ what was up to date), and its rows cross two shuffles, by video and then by task
 1. ``input_rows``: the input's columns, checked and typed (absent optional columns are null; a
    null or empty ``video_path`` becomes ``""``, which extraction turns into error rows);
 2. ``videos_of``: one row per video with its distinct spans, hash-partitioned by video;
-3. ``with_state``: each video's rows of the table's state (``OUT/_state``), partitioned alike,
-   so the join moves no row;
+3. ``with_state``: each video's rows of the table's state (``OUT/_state``), broadcast when
+   small, else read by the executors and partitioned alike, so the join never moves the input;
 4. ``decided``: on the executors, per video: the file's size and mtime, each purpose's request
    key, and which purposes are out of date (``table/state.unit_todo``);
 5. ``works``: the videos dealt to the tasks by size, without a step on one partition.
@@ -33,8 +33,9 @@ from sparkframes.sampling.spans import ClipSpan, clips_of_rows, span_of_row
 from sparkframes.spark.inputs import check_columns, spark_kind
 from sparkframes.spark.partition_keys import partition_keys
 from sparkframes.spark.request_keys import unit_keys_of
+from sparkframes.table.delta import TableLocation
 from sparkframes.table.schema import STATE_SCHEMA
-from sparkframes.table.state import unit_todo
+from sparkframes.table.state import StateFiles, read_state_files, unit_todo
 
 _DECIDED_ARROW = pa.schema(
     [
@@ -105,31 +106,62 @@ def spans_to_clips(spans: list[dict] | None) -> tuple[ClipSpan, ...] | None:
     )
 
 
-#: A state of at most this many bytes (per video, as Arrow) is broadcast to the planning tasks;
-#: a larger one is shuffled into their partitions.
-BROADCAST_STATE_BYTES = 64 << 20
+#: A state of at most this many rows is read on the driver and broadcast to the planning tasks
+#: (about 30 MB as Arrow); a larger one is read by the executors and shuffled into the planning
+#: partitions, so the driver never holds it.
+BROADCAST_STATE_ROWS = 200_000
 
 
 def with_state(
-    spark: SparkSession, videos: DataFrame, state: pa.Table | None, partitions: int
+    spark: SparkSession,
+    videos: DataFrame,
+    loc: TableLocation,
+    state: StateFiles | None,
+    partitions: int,
 ) -> DataFrame:
     """``videos`` with ``state``: per video, the list of its rows of the table's state (null for
-    a video never extracted; None or empty ``state``: no join at all).
+    a video never extracted; None or an empty ``state``: no join at all).
 
-    The state is read on the driver with pyarrow, which has the table's credentials, grouped by
-    video there, and joined without moving the input's side: broadcast when small, else
-    partitioned like ``videos``.
+    The join never moves the input's side: a small state is read on the driver, grouped by
+    video there and broadcast; a large one is read from its files by the executors (each task
+    some files, with the table's own filesystem and credentials), then grouped into the same
+    partitions as ``videos``.
     """
-    if state is None or state.num_rows == 0:
+    if state is None or state.rows == 0:
         kind = T.ArrayType(from_arrow_schema(_STATE_UNIT))
         return videos.withColumn("state", F.lit(None).cast(kind))
-    per_video = state_per_video(state)
-    frame = spark.createDataFrame(per_video)
-    if per_video.nbytes <= BROADCAST_STATE_BYTES:
-        frame = F.broadcast(frame)
+    if state.rows is not None and state.rows <= BROADCAST_STATE_ROWS:
+        rows = read_state_files(loc, state.paths, ["video_path", *_STATE_UNIT.names])
+        frame = F.broadcast(spark.createDataFrame(state_per_video(rows)))
     else:
-        frame = frame.repartition(partitions, "video_path")
+        frame = _state_read_by_executors(spark, loc, state.paths, partitions)
     return videos.join(frame, "video_path", "left")
+
+
+def _state_read_by_executors(
+    spark: SparkSession, loc: TableLocation, paths: list[str], partitions: int
+) -> DataFrame:
+    """The state's rows grouped per video, read and grouped in Spark, in ``partitions``
+    partitions hashed by video like the input's."""
+    output = loc.uri  # absolute: an executor's working directory is not the driver's
+    columns = ["video_path", *_STATE_UNIT.names]
+    schema = pa.schema([STATE_SCHEMA.field(name) for name in columns])
+
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        here = TableLocation.of(output)
+        for batch in batches:
+            files = batch.column("path").to_pylist()
+            if files:
+                yield from read_state_files(here, files, columns).to_batches()
+
+    files = spark.createDataFrame([(p,) for p in paths], "path string")
+    rows = files.mapInArrow(read, from_arrow_schema(schema))
+    unit = F.struct(*_STATE_UNIT.names)
+    return (
+        rows.repartition(partitions, "video_path")
+        .groupBy("video_path")
+        .agg(F.collect_list(unit).alias("state"))
+    )
 
 
 _STATE_UNIT = pa.schema([STATE_SCHEMA.field(n) for n in ("purpose", *_STATE_FIELDS)])

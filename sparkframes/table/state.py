@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from deltalake.exceptions import TableNotFoundError
 
-from sparkframes.table.delta import STATE, TableLocation
+from sparkframes.table.delta import STATE, TableLocation, file_paths, open_table
 from sparkframes.table.files import Unit
 from sparkframes.table.reader import read_rows
 from sparkframes.table.schema import STATE_SCHEMA
@@ -86,6 +87,35 @@ def state_rows(states: list[UnitState], run_id: str) -> pa.Table:
         ],
         schema=STATE_SCHEMA,
     )
+
+
+@dataclass(frozen=True)
+class StateFiles:
+    """The committed state's data files (paths on the table's filesystem) and how many rows they
+    hold (None where a writer left no statistics): what planning reads, on the driver when
+    small, on the executors when not."""
+
+    paths: list[str]
+    rows: int | None
+
+
+def state_files(loc: TableLocation) -> StateFiles | None:
+    """The state's files at its newest version (None for a table without a state yet)."""
+    try:
+        dt = open_table(loc, STATE)
+    except TableNotFoundError:
+        return None
+    counts = pa.table(dt.get_add_actions(flatten=True))
+    names = counts.column_names
+    records = counts["num_records"].to_pylist() if "num_records" in names else [None] * len(counts)
+    rows = None if None in records else sum(records)
+    return StateFiles(file_paths(dt, loc, STATE), rows)
+
+
+def read_state_files(loc: TableLocation, paths: list[str], columns: list[str]) -> pa.Table:
+    """``columns`` of the state rows in ``paths`` (some of ``state_files``' paths)."""
+    dataset = ds.dataset(paths, schema=STATE_SCHEMA, filesystem=loc.fs, format="parquet")
+    return dataset.to_table(columns=columns)
 
 
 def read_state_table(loc: TableLocation, version: int | None = None) -> pa.Table:
