@@ -189,13 +189,13 @@ def file_sizes(table: Path, name: str) -> list[dict]:
     for state in ("as written", "after optimize"):
         if state == "after optimize":
             sparkframes.optimize(str(table))
-        sizes = sorted(
-            DeltaTable(str(table)).get_add_actions(flatten=True)["size_bytes"].to_pylist()
-        )
+        actions = DeltaTable(str(table)).get_add_actions(flatten=True)
+        sizes = sorted(actions["size_bytes"].to_pylist())
         rows.append(
             {
                 "workload": name,
                 "table": state,
+                "rows": sum(actions["num_records"].to_pylist()),
                 "files": len(sizes),
                 "median MB": median(sizes) / 1e6,
                 "smallest MB": sizes[0] / 1e6,
@@ -241,9 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark.stop()
     pool.shutdown()
-    files = file_sizes(tables / "80 clips", "80 clips") + file_sizes(
-        tables / "400 clips", "400 clips"
-    )
+    files = [
+        *file_sizes(tables / "80 clips", "80 clips"),
+        *file_sizes(tables / "400 clips", "400 clips"),
+    ]
+    if any(a["rows"] != b["rows"] for a, b in zip(files[::2], files[1::2], strict=True)):
+        raise RuntimeError(f"optimize changed the number of rows: {files}")
     shutil.rmtree(tables, ignore_errors=True)
 
     fixed_summary = [
