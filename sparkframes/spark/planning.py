@@ -63,6 +63,8 @@ _DECIDED_ARROW = pa.schema(
 )
 DECIDED = from_arrow_schema(_DECIDED_ARROW)
 _STATE_FIELDS = ["video_size", "video_mtime_ns", "request_key", "transient_failures"]
+#: A unit's state row as planning reads it: the list per video is of these.
+_STATE_UNIT = pa.schema([STATE_SCHEMA.field(n) for n in ("purpose", *_STATE_FIELDS)])
 
 
 def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
@@ -164,9 +166,6 @@ def _state_read_by_executors(
     )
 
 
-_STATE_UNIT = pa.schema([STATE_SCHEMA.field(n) for n in ("purpose", *_STATE_FIELDS)])
-
-
 def state_per_video(state: pa.Table) -> pa.Table:
     """``video_path`` and ``state``, the list of the video's state rows (``_STATE_UNIT``)."""
     rows = state.sort_by("video_path")
@@ -223,11 +222,11 @@ def works(decided: DataFrame, partitions: int, groups: int) -> DataFrame:
 
     Each of the ``groups`` partitions of ``decided`` (a hash group of videos) deals its
     out-of-date videos to the tasks in turn, in decreasing file size, group g starting at task
-    g * partitions / groups: with many videos per
-    task every task gets its share of each group's large and small videos, and with few videos
-    this is plain hashing. Up-to-date videos follow, dealt alike: a task only counts them. Task
-    t then lands in partition t exactly (``partition_keys``). Within a task videos come in path
-    order, so that the files it writes hold narrow, disjoint ranges of paths.
+    g * partitions / groups: with many videos per task every task gets its share of each
+    group's large and small videos, and with few videos this is plain hashing. Up-to-date
+    videos follow, dealt alike: a task only counts them. Task t then lands in partition t
+    exactly (``partition_keys``). Within a task videos come in path order, so that the files it
+    writes hold narrow, disjoint ranges of paths.
     """
     weight = F.when(F.size("request_keys") > 0, F.col("video_size")).otherwise(F.lit(-1))
     ranked = decided.sortWithinPartitions(weight.desc(), "video_path").withColumn(

@@ -59,8 +59,7 @@ class VideoWork:
 
     @classmethod
     def from_row(cls, row: dict, purposes: list[str] | None = None) -> VideoWork:
-        """From a row of ``planning.works`` (or, given ``purposes``, of ``planning.videos_of``).
-        A video of ``planning.works`` without request keys is up to date."""
+        """From a row of ``planning.works`` (or, given ``purposes``, of ``planning.videos_of``)."""
         keys = dict(row["request_keys"]) if purposes is None else dict.fromkeys(purposes, "")
         return cls(
             row["video_path"],
@@ -74,9 +73,10 @@ class VideoWork:
 
 @dataclass
 class TaskResult:
-    """What one task attempt hands the driver: its files and unit states, per-video counts, and
-    the decoder that could not run under ``no_fallback`` (then the attempt wrote nothing that
-    counts, and the driver fails the run with it)."""
+    """What one task attempt hands the driver: its files and unit states, per-video counts, how
+    many of its videos were up to date, and the decoder that could not run under
+    ``no_fallback`` (then the attempt wrote nothing that counts, and the driver fails the run
+    with it)."""
 
     attempt: AttemptResult = field(default_factory=AttemptResult)
     videos: list[ExtractionReport] = field(default_factory=list)
