@@ -157,7 +157,7 @@ class CommonOptions:
     max_error_rate: float = flag(
         1.0, "fail (exit 3) when more than this fraction of processed videos failed"
     )
-    partitions: int = flag(0, "Spark tasks (default: 2x cores, at most one per video)")
+    partitions: int = flag(0, "Spark tasks (default: 2x cores)")
     no_fallback: bool = flag(
         False, "fail instead of decoding on CPU when the GPU decoder is unavailable"
     )

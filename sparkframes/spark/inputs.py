@@ -86,7 +86,7 @@ def read_input(spark: SparkSession, path: str) -> DataFrame:
     if table is None:
         return _read_with_spark(spark, path)
     if table.num_rows == 0:
-        fields = [T.StructField(n, _SPARK_TYPES[COLUMN_KINDS[n]]) for n in table.column_names]
+        fields = [T.StructField(n, spark_type(n)) for n in table.column_names]
         return spark.createDataFrame([], T.StructType(fields))
     return spark.createDataFrame(table)
 
@@ -135,6 +135,11 @@ def _arrow_kind(type_: pa.DataType) -> str | None:
     if pa.types.is_list(type_) or pa.types.is_large_list(type_):
         return "seconds list" if _arrow_kind(type_.value_type) == "seconds" else None
     return None
+
+
+def spark_type(column: str) -> T.DataType:
+    """The Spark type an input column is typed as for planning."""
+    return _SPARK_TYPES[COLUMN_KINDS[column]]
 
 
 def spark_kind(type_: T.DataType) -> str | None:

@@ -30,7 +30,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from sparkframes.filesystems import UNKNOWN_STATE, file_states
 from sparkframes.options import CommonOptions
 from sparkframes.sampling.spans import ClipSpan, clips_of_rows, span_of_row
-from sparkframes.spark.inputs import check_columns, spark_kind
+from sparkframes.spark.inputs import check_columns, spark_kind, spark_type
 from sparkframes.spark.partition_keys import partition_keys
 from sparkframes.spark.request_keys import unit_keys_of
 from sparkframes.table.delta import TableLocation
@@ -74,14 +74,9 @@ def input_rows(videos: DataFrame, source: str = "input") -> DataFrame:
         {f.name: (spark_kind(f.dataType), f.dataType.simpleString()) for f in videos.schema.fields},
         source,
     )
-    kinds = {
-        "clip_id": T.StringType(),
-        "start_s": T.DoubleType(),
-        "end_s": T.DoubleType(),
-        "timestamps_s": T.ArrayType(T.DoubleType()),
-    }
     columns = [F.coalesce(F.col("video_path"), F.lit("")).alias("video_path")]
-    for name, kind in kinds.items():
+    for name in ("clip_id", "start_s", "end_s", "timestamps_s"):
+        kind = spark_type(name)
         value = F.col(name).cast(kind) if name in present else F.lit(None).cast(kind)
         columns.append(value.alias(name))
     return videos.select(*columns)

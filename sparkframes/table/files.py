@@ -128,15 +128,14 @@ class _PurposeFile:
         self._relpath = ""
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
-        self._pending_rows: dict[Unit, int] = {}
         self._file_bytes = 0
-        self._file_rows: dict[Unit, int] = {}
+        self._file_rows: dict[Unit, int] = {}  # pending rows included: they are flushed first
         self._file_batches: list[pa.RecordBatch] = []  # for the statistics (metadata only)
 
     def add(self, batch: pa.RecordBatch, unit: Unit) -> None:
         self._pending.append(batch)
         self._pending_bytes += batch.nbytes
-        self._pending_rows[unit] = self._pending_rows.get(unit, 0) + batch.num_rows
+        self._file_rows[unit] = self._file_rows.get(unit, 0) + batch.num_rows
         if self._pending_bytes >= ROW_GROUP_BYTES:
             self._flush()
             if self._file_bytes >= FILE_TARGET_BYTES:
@@ -161,9 +160,7 @@ class _PurposeFile:
         # Statistics need the metadata columns only: keep those, not the pixels.
         self._file_batches.extend(b.drop_columns(["frame"]) for b in self._pending)
         self._file_bytes += self._pending_bytes
-        for unit, n in self._pending_rows.items():
-            self._file_rows[unit] = self._file_rows.get(unit, 0) + n
-        self._pending, self._pending_bytes, self._pending_rows = [], 0, {}
+        self._pending, self._pending_bytes = [], 0
 
     def abort(self) -> None:
         """Drop the file being written. Close the stream now: an object-store stream left to
@@ -177,7 +174,7 @@ class _PurposeFile:
             if self._sink is not None:
                 self._sink.close()
             self._parquet, self._sink = None, None
-            self._pending, self._pending_bytes, self._pending_rows = [], 0, {}
+            self._pending, self._pending_bytes = [], 0
             self._file_batches, self._file_bytes, self._file_rows = [], 0, {}
 
     def close(self) -> None:

@@ -1,11 +1,11 @@
 """The incremental state: one row per (video, purpose) unit in ``OUT/_state``.
 
-The rule that reads it (``unit_todo``, applied per video on the executors by ``spark/planning``):
-a unit is up to date
-when its video file has the size and mtime it had when the unit was last extracted and the same
-thing is asked of it (the request key), unless its last failure may pass by itself (a time
-limit, a crash, a store out of reach) and it has not failed so ``MAX_TRANSIENT_TRIES`` runs in a
-row: a video that always runs past the time limit must not hold a task for an hour every night.
+The rule that reads it (``unit_todo``, applied per video on the executors by
+``spark/planning``): a unit is up to date when its video file has the size and mtime it had when
+the unit was last extracted and the same thing is asked of it (the request key), unless its
+last failure may pass by itself (a time limit, a crash, a store out of reach) and it has not
+failed so ``MAX_TRANSIENT_TRIES`` runs in a row: a video that always runs past the time limit
+must not hold a task for an hour every night.
 """
 
 from __future__ import annotations
